@@ -1,0 +1,138 @@
+"""The whole pipeline in one call: checkpoint -> backbone -> reduced -> branched model.
+
+``build(ModelConfig(...), weights=...)`` returns a :class:`~rrrnet.recycle.BranchedResNet` whose
+``config`` is fully resolved (the calibrated shift filled in); ``save``/``load`` round-trip a
+model with that configuration, so a saved file rebuilds with one call.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .backbone import arch_spec, check_blocks, resnet
+from .errors import ConfigError, WeightsError
+from .recycle import INIT_MODES, BranchedResNet, convert, split, stage_index
+from .reduce import DEFAULT_BLOCKS, keep_blocks, parse_blocks
+from .weights import load_backbone, resolve
+
+FORMAT = "rrrnet-model/1"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that determines an RRR-Net's architecture and initialisation."""
+
+    arch: str = "resnet152"
+    blocks: tuple[int, ...] = DEFAULT_BLOCKS
+    branches: int = 8
+    num_classes: int = 20
+    split_at: str = "layer3"
+    shift: int | None = None          # Equation 1's ``a``; None: calibrate
+    init: str = "aligned"             # "aligned" (ours) or "first" (the authors' release)
+    seed: int = 0                     # slicing permutations and new classifier initialisation
+    freeze_stump: bool = True
+    weights: str = field(default="imagenet", compare=False)  # where the backbone came from
+
+    def __post_init__(self):
+        spec = arch_spec(self.arch)
+        object.__setattr__(self, "blocks", check_blocks(spec, parse_blocks(self.blocks)))
+        stage_index(self.split_at)
+        if self.init not in INIT_MODES:
+            raise ConfigError(f"init must be one of {', '.join(INIT_MODES)}, got {self.init!r}")
+        if isinstance(self.branches, bool) or not isinstance(self.branches, int) or self.branches < 1:
+            raise ConfigError(f"branches must be a positive integer, got {self.branches!r}")
+        if self.num_classes < 1:
+            raise ConfigError(f"num_classes must be at least 1, got {self.num_classes}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["blocks"] = list(self.blocks)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown model configuration keys: {', '.join(sorted(unknown))}")
+        return cls(**{k: tuple(v) if k == "blocks" else v for k, v in data.items()})
+
+
+def build(config: ModelConfig | None = None, *, weights: str | os.PathLike | None = None,
+          fused: bool = True, progress: bool = True, **overrides: Any) -> BranchedResNet:
+    """Reuse, reduce and recycle: an RRR-Net from ``config`` (or keyword overrides of the defaults).
+
+    ``weights`` overrides ``config.weights``: a checkpoint file, a named source (``imagenet``,
+    ``IMAGENET1K_V1`` ...), ``astra-ct`` or ``none``; see :func:`rrrnet.weights.resolve`.
+    The returned model carries ``model.config`` with the shift actually used.
+    """
+    config = dataclasses.replace(config or ModelConfig(), **overrides)
+    if weights is not None:
+        config = dataclasses.replace(config, weights=str(weights))
+    state = resolve(config.weights, config.arch, progress=progress)
+    if state is None:
+        template = resnet(config.arch, config.blocks)
+    else:
+        template = resnet(config.arch)
+        load_backbone(template, state, origin=f"weights {config.weights!r}")
+        template = keep_blocks(template, config.blocks)
+    model = split(template, config.branches, config.split_at, config.num_classes, config.shift,
+                  config.init, config.seed, fused, config.freeze_stump)
+    model.config = dataclasses.replace(config, shift=model.plan.shift)
+    return model
+
+
+def save(model: BranchedResNet, path: str | os.PathLike) -> Path:
+    """Write the model and its configuration to ``path`` atomically (temp file, then rename)."""
+    path = Path(path)
+    payload = {"format": FORMAT, "config": model.config.to_dict(),
+               "state_dict": _fused_state(model)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike, fused: bool = True, map_location: str = "cpu") -> BranchedResNet:
+    """Rebuild a model written by :func:`save` and load its weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"model file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise WeightsError(f"could not read model file {path}: {err}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise WeightsError(f"{path} is not an rrrnet model file (expected format {FORMAT}); "
+                           f"backbone checkpoints are loaded with --weights instead")
+    config = ModelConfig.from_dict(payload["config"])
+    model = build(config, weights="none", fused=True)
+    model.config = config
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:
+        raise WeightsError(f"{path} does not match its own configuration: {err}") from None
+    if not fused:
+        model = convert(model, fused=False)
+        model.config = config
+    return model
+
+
+def _fused_state(model: BranchedResNet) -> dict[str, torch.Tensor]:
+    # Files always hold the fused layout, so either execution can load them.
+    if model.fused:
+        return model.state_dict()
+    return convert(model, fused=True).state_dict()
+
