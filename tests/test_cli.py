@@ -1,0 +1,77 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analytic import counts
+from rrrnet.cli import main
+from rrrnet.model import load
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_json_for_the_default_model(capsys):
+    code, out, _ = run(capsys, "info", "--arch", "resnet152", "--blocks", "1,1,1,1", "--branches",
+                       "8", "--num-classes", "20", "--image-size", "128", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["shift"] == 11 and data["branch_planes"] == [79, 170]
+    assert (data["params"], data["macs"]) == counts("resnet152", (1, 1, 1, 1), 20, 128, 8, [79, 170])
+    assert [row["stage"] for row in data["stages"]] == ["conv1", "layer1", "layer2", "layer3", "layer4", "fc"]
+    assert isinstance(data["params"], int) and isinstance(data["macs"], int)
+
+
+def test_info_full_resnet152(capsys):
+    code, out, _ = run(capsys, "info", "--blocks", "3,8,36,3", "--branches", "1", "--num-classes",
+                       "1000", "--image-size", "224", "--json")
+    data = json.loads(out)
+    assert data["params"] == 60_192_808 and data["shift"] == 0
+
+
+def test_info_table_and_explicit_shift(capsys):
+    code, out, _ = run(capsys, "info", "--shift", "0", "--split-at", "layer4")
+    assert code == 0
+    assert "a=0" in out and "181 x 8" in out and "layer3" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["info", "--branches", "0"], "branches"),
+    (["info", "--blocks", "1,1,1,4"], "layer4 has 3 blocks"),
+    (["info", "--blocks", "a,b"], "blocks"),
+    (["info", "--branches", "100000"], "fewer branches"),
+    (["build", "--weights", "no-such-source", "-o", "x.pt"], "unknown weights source"),
+    (["build", "--weights", "missing.pth", "-o", "x.pt"], "does not exist"),
+])
+def test_user_errors_exit_2_without_traceback(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+
+
+def test_build_command_writes_a_loadable_model(capsys, tmp_path):
+    out_file = tmp_path / "model.pt"
+    code, out, _ = run(capsys, "build", "--arch", "resnet18", "--branches", "2", "--num-classes", "3",
+                       "--weights", "none", "-o", str(out_file), "-q")
+    assert code == 0 and "2 branches" in out
+    assert load(out_file).config.branches == 2
+
+
+def test_weights_listing(capsys):
+    code, out, _ = run(capsys, "weights")
+    assert code == 0
+    assert "resnet152.a1h_in1k" in out and "resnet152-394f9c45.pth" in out and "astra-ct" in out
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "rrrnet"
+    result = subprocess.run([str(script), "info", "--branches", "2", "--json"],
+                            capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout)["config"]["branches"] == 2
+    bad = subprocess.run([str(script), "info", "--blocks", "1,1,1,0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("rrrnet: error:") and "Traceback" not in bad.stderr
