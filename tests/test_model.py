@@ -74,7 +74,7 @@ def test_config_round_trips_through_json():
         ModelConfig.from_dict({"arch": "resnet50", "width": 3})
 
 
-@pytest.mark.parametrize("kwargs", [dict(blocks=(1, 1, 1, 9)), dict(branches=0), dict(init="random"),
+@pytest.mark.parametrize("kwargs", [dict(blocks=(1, 1, 1, 9)), dict(branches=0), dict(init="sliced"),
                                     dict(split_at="conv1"), dict(num_classes=0), dict(arch="vgg16")])
 def test_bad_configurations(kwargs):
     with pytest.raises(ConfigError):

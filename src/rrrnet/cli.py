@@ -28,8 +28,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                    help="Equation 1's a; default: calibrated so the branches hold no more "
                         "parameters than the part they replace")
     g.add_argument("--init", default="aligned", choices=INIT_MODES,
-                   help="kernel slicing: aligned (input channels follow each branch) or first "
-                        "(the authors' release: first C_in channels, default BatchNorm)")
+                   help="branch initialisation: aligned slicing of the pretrained kernels (input "
+                        "channels follow each branch), first (the authors' release: first C_in "
+                        "channels, default BatchNorm) or random (no reuse, an ablation)")
     g.add_argument("--seed", type=int, default=0, help="seed of slicing and new classifiers")
 
 

@@ -110,8 +110,9 @@ def count(model: nn.Module, image_size: int = 128) -> tuple[dict[str, int], dict
 def cost(config: ModelConfig | None = None, image_size: int = 128, **overrides: Any) -> CostReport:
     """Parameters and MACs of the RRR-Net ``config`` describes, per stage and in total."""
     config = dataclasses.replace(config or ModelConfig(), **overrides)
-    with torch.device("meta"):
-        model = build(config, weights="none", progress=False)
+    with torch.device("meta"):  # the architecture only: no weights, no kernel slicing
+        model = build(dataclasses.replace(config, init="random"), weights="none", progress=False)
+    model.config = dataclasses.replace(config, shift=model.plan.shift)
     return report(model, image_size)
 
 

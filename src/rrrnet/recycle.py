@@ -29,7 +29,7 @@ from .backbone import (STAGES, STAGE_PLANES, STAGE_STRIDES, Block, ResNet, init_
 from .errors import ConfigError
 
 SPLIT_POINTS = STAGES  # layer3 (conv4_1) is the paper's; layer4 (conv5_1) also; earlier work too
-INIT_MODES = ("aligned", "first")
+INIT_MODES = ("aligned", "first", "random")  # "random": no kernel reuse (ablation)
 
 
 def stage_index(split_at: str) -> int:
@@ -261,8 +261,8 @@ def slice_branch_states(template: ResNet, plan: SplitPlan, num_classes: int, ini
     The classifier is sliced from the template's ``fc`` when the class count matches; otherwise
     it is a new layer, initialised by the caller.
     """
-    if init not in INIT_MODES:
-        raise ConfigError(f"init must be one of {', '.join(INIT_MODES)}, got {init!r}")
+    if init not in ("aligned", "first"):
+        raise ConfigError(f"slicing is aligned or first, got {init!r}")
     spaces = _ChannelSpaces(template, plan, seed)
     wiring = _BOTTLENECK_WIRING if template.block.expansion == 4 else _BASIC_WIRING
     source = template.state_dict()
@@ -400,8 +400,9 @@ def split(template: ResNet, branches: int = 8, split_at: str = "layer3", num_cla
     """Recycle a (reduced) ResNet into ``branches`` branches from the first block of ``split_at``.
 
     The stump shares the template's modules (no copy); the branches are initialised by slicing
-    the template's kernels (:func:`slice_branch_states`). New classifiers are initialised from
-    ``seed``, so the same arguments give the same model.
+    the template's kernels (:func:`slice_branch_states`), or left at torchvision's random
+    initialisation with ``init="random"``. New classifiers are initialised from ``seed``, so the
+    same arguments give the same model.
     """
     if init not in INIT_MODES:
         raise ConfigError(f"init must be one of {', '.join(INIT_MODES)}, got {init!r}")
@@ -414,8 +415,9 @@ def split(template: ResNet, branches: int = 8, split_at: str = "layer3", num_cla
         torch.manual_seed(seed)
         part = _branch_modules(template.block, plan, stump.out_channels, fused)
     model = BranchedResNet(stump, part, plan, template.block, freeze_stump)
-    states = slice_branch_states(template, plan, num_classes, init, seed)
-    load_branch_states(model, states, strict=False)
+    if init != "random":
+        states = slice_branch_states(template, plan, num_classes, init, seed)
+        load_branch_states(model, states, strict=False)
     return model
 
 
