@@ -11,3 +11,11 @@ class ConfigError(RRRNetError, ValueError):
 
 class WeightsError(RRRNetError):
     """A checkpoint that cannot be found, fetched, verified or loaded."""
+
+
+class DataError(RRRNetError):
+    """A dataset that cannot be read or split: missing/malformed files, bad images, too few images."""
+
+
+class RunError(RRRNetError):
+    """A run folder that cannot be written, resumed or read."""
