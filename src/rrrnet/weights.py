@@ -201,7 +201,9 @@ def astra_state_dict() -> dict[str, torch.Tensor]:
                                  origin=f"{ASTRA} ({path})")
     # Summing over depth keeps a 2D kernel's response to an image equal to the 3D kernel's
     # response to that image repeated along depth (the usual inflation, run backwards).
-    return {k: (v.sum(dim=2) if v.dim() == 5 else v).float() for k, v in state.items()}
+    # Summed in float32: a bf16 sum would round once more.
+    return {k: (v.float().sum(dim=2) if v.dim() == 5 else v.float()) if v.is_floating_point() else v
+            for k, v in state.items()}
 
 
 def resolve(source: str | os.PathLike | None, arch: str = "resnet152", mirror: str | None = None,
@@ -237,7 +239,9 @@ def load_backbone(model: ResNet, state: Mapping[str, torch.Tensor], origin: str 
     error lists every mismatched key and shape.
     """
     own = model.state_dict()
-    missing = [k for k in own if k not in state]
+    # torchvision's V1 files predate BatchNorm's num_batches_tracked buffer; the buffer only
+    # matters with momentum=None, so its absence is no mismatch (torch's strict load agrees).
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     shapes = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in own
               if k in state and state[k].shape != own[k].shape]
