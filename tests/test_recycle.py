@@ -187,3 +187,33 @@ def test_slicing_is_seeded():
     c = split(template, 4, "layer3", 5, seed=2).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("arch,blocks,b,split_at", [("resnet50", (1, 1, 1, 1), 4, "layer3"),
+                                                    ("resnet18", (1, 1, 1, 1), 3, "layer4"),
+                                                    ("resnet18", (1, 1, 1, 1), 2, "fc")])
+def test_independent_views_feed_one_view_to_each_branch(arch, blocks, b, split_at):
+    model = randomize_(split(resnet(arch, blocks), b, split_at, 5)).eval()
+    looped = convert(model, fused=False).eval()
+    views = torch.randn(3, b, 3, 64, 64)
+    out = model(views)
+    assert out.shape == (b, 3, 5)
+    for i in range(b):  # branch i of the views pass == branch i on its own view
+        torch.testing.assert_close(out[i], model(views[:, i])[i], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(looped(views), out, atol=1e-5, rtol=1e-5)
+    same = views[:, :1].expand(-1, b, -1, -1, -1)
+    torch.testing.assert_close(model(same), model(views[:, 0]), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ConfigError, match="views"):
+        model(torch.randn(2, b + 1, 3, 32, 32))
+
+
+def test_split_at_fc_trains_only_classifiers_of_the_whole_backbone():
+    template = randomize_(resnet("resnet18", (2, 2, 2, 2))).eval()
+    model = split(template, 1, "fc", 1000).eval()  # baseline A: last-layer fine-tuning
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(model(x)[0], template(x), atol=1e-5, rtol=1e-5)
+    assert model.plan.branch_planes == () and model.plan.shift == 0
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable == ["branches.fc.weight", "branches.fc.bias"]
+    three = split(template, 3, "fc", 7)
+    torch.testing.assert_close(three.eval()(x), convert(three, False).eval()(x), atol=1e-5, rtol=1e-5)

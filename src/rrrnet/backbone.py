@@ -8,7 +8,9 @@ The blocks take a ``groups`` argument: with ``groups=b`` and every width multipl
 block computes ``b`` independent copies of itself side by side (grouped convolutions). This is how
 :mod:`rrrnet.recycle` runs all branches in one fused pass; with ``groups=1`` the blocks are exactly
 torchvision's. ``in_groups`` is the grouping of the layers that read the block's input (``conv1``
-and the downsample): 1 when the input is the shared stump, which every branch reads whole.
+and the downsample): 1 when the input is the shared stump, which every branch reads whole. Those
+layers are :class:`SharedInputConv2d`, which also accept one stump output per branch (the
+branches' "independent views" of an image) by running the same weight as a grouped convolution.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
@@ -25,16 +28,36 @@ STAGE_PLANES = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
 
 
-def conv3x3(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, groups=groups, bias=False)
+class SharedInputConv2d(nn.Conv2d):
+    """A convolution whose ``branches`` output groups all read the same input channels.
+
+    Given ``[N, C, H, W]`` every branch reads the whole input (one pass for all branches);
+    given ``[N, branches * C, H, W]`` branch ``i`` reads the ``i``-th slice. The weight
+    ``[branches * C_out, C, k, k]`` is exactly a grouped convolution's, so both cases share it.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, branches: int):
+        super().__init__(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False)
+        self.branches = branches
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == self.in_channels:
+            return super().forward(x)
+        return F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.branches)
 
 
-def conv1x1(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 1, stride=stride, groups=groups, bias=False)
+def conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
+         in_groups: int | None = None) -> nn.Conv2d:
+    """A bias-free ``kernel`` x ``kernel`` convolution; ``in_groups=1`` with ``groups > 1`` makes
+    a :class:`SharedInputConv2d` (a layer of ``groups`` branches that reads the shared stump)."""
+    if in_groups == 1 and groups > 1:
+        return SharedInputConv2d(cin, cout, kernel, stride, groups)
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False)
 
 
-def downsample(cin: int, cout: int, stride: int, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(conv1x1(cin, cout, stride, groups), nn.BatchNorm2d(cout))
+def downsample(cin: int, cout: int, stride: int, groups: int = 1,
+               in_groups: int | None = None) -> nn.Sequential:
+    return nn.Sequential(conv(cin, cout, 1, stride, groups, in_groups), nn.BatchNorm2d(cout))
 
 
 class BasicBlock(nn.Module):
@@ -46,13 +69,13 @@ class BasicBlock(nn.Module):
                  in_groups: int | None = None):
         super().__init__()
         in_groups = groups if in_groups is None else in_groups
-        self.conv1 = conv3x3(inplanes, planes, stride, in_groups)
+        self.conv1 = conv(inplanes, planes, 3, stride, groups, in_groups)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(planes, planes, groups=groups)
+        self.conv2 = conv(planes, planes, 3, groups=groups)
         self.bn2 = nn.BatchNorm2d(planes)
         out = planes * self.expansion
-        self.downsample = (downsample(inplanes, out, stride, in_groups)
+        self.downsample = (downsample(inplanes, out, stride, groups, in_groups)
                            if stride != 1 or inplanes != out or in_groups != groups else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,14 +95,14 @@ class Bottleneck(nn.Module):
         super().__init__()
         in_groups = groups if in_groups is None else in_groups
         out = planes * self.expansion
-        self.conv1 = conv1x1(inplanes, planes, groups=in_groups)
+        self.conv1 = conv(inplanes, planes, 1, 1, groups, in_groups)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = conv3x3(planes, planes, stride, groups)
+        self.conv2 = conv(planes, planes, 3, stride, groups)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = conv1x1(planes, out, groups=groups)
+        self.conv3 = conv(planes, out, 1, groups=groups)
         self.bn3 = nn.BatchNorm2d(out)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = (downsample(inplanes, out, stride, in_groups)
+        self.downsample = (downsample(inplanes, out, stride, groups, in_groups)
                            if stride != 1 or inplanes != out or in_groups != groups else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

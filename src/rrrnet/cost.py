@@ -19,7 +19,7 @@ from torch import nn
 
 from .backbone import STAGE_PLANES, STAGES, ResNet
 from .model import ModelConfig, build
-from .recycle import BranchedResNet, GroupedLinear
+from .recycle import BranchedResNet, GroupedLinear, stage_index
 
 ROW_NAMES = ("conv1", *STAGES, "fc")
 
@@ -118,7 +118,7 @@ def cost(config: ModelConfig | None = None, image_size: int = 128, **overrides: 
 
 def report(model: BranchedResNet, image_size: int = 128) -> CostReport:
     params, trainable, macs, shapes = count(model, image_size)
-    plan, first = model.plan, STAGES.index(model.plan.split_at)
+    plan, first = model.plan, stage_index(model.plan.split_at)
     shapes["conv1"] = shapes.pop("conv1", [64, -1, -1])
     shapes["fc"] = [plan.num_classes]
     stages = []

@@ -28,7 +28,9 @@ from .backbone import (STAGES, STAGE_PLANES, STAGE_STRIDES, Block, ResNet, init_
                        make_stage)
 from .errors import ConfigError
 
-SPLIT_POINTS = STAGES  # layer3 (conv4_1) is the paper's; layer4 (conv5_1) also; earlier work too
+# layer3 (conv4_1) is the paper's split point; layer4 (conv5_1) also; earlier stages work too, and
+# "fc" keeps the whole backbone as the stump and only the classifiers branch (baseline A).
+SPLIT_POINTS = (*STAGES, "fc")
 INIT_MODES = ("aligned", "first", "random")  # "random": no kernel reuse (ablation)
 
 
@@ -86,21 +88,26 @@ class BranchStages(nn.Module):
     def __init__(self, block: Block, blocks: Sequence[int], planes: Sequence[int], first_stage: int,
                  in_channels: int, num_classes: int, groups: int = 1):
         super().__init__()
-        self.groups, self.stage_names = groups, STAGES[first_stage:]
+        self.groups, self.stage_names, self.in_channels = groups, STAGES[first_stage:], in_channels
         inplanes, in_groups = in_channels, 1  # the stump output is read whole by every branch
+        features = in_channels                 # what one branch's classifier reads
         for name, n, width, stride in zip(self.stage_names, blocks, planes,
                                           STAGE_STRIDES[first_stage:]):
             self.add_module(name, make_stage(block, inplanes, width * groups, n, stride,
                                              groups, in_groups))
-            inplanes, in_groups = width * block.expansion * groups, groups
+            features = width * block.expansion
+            inplanes, in_groups = features * groups, groups
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = GroupedLinear(groups, inplanes // groups, num_classes)
+        self.fc = GroupedLinear(groups, features, num_classes)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for name in self.stage_names:
             x = getattr(self, name)(x)
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        features = torch.flatten(self.avgpool(x), 1)
+        if features.shape[1] != self.groups * self.fc.in_features:  # classifiers read the stump
+            features = features.repeat(1, self.groups)
+        return self.fc(features)
 
 
 class LoopedBranches(nn.Module):
@@ -111,7 +118,9 @@ class LoopedBranches(nn.Module):
         self.branches = nn.ModuleList(branches)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([branch(x) for branch in self.branches], dim=0)
+        shared = x.shape[1] == self.branches[0].in_channels
+        inputs = [x] * len(self.branches) if shared else x.chunk(len(self.branches), dim=1)
+        return torch.cat([branch(xi) for branch, xi in zip(self.branches, inputs)], dim=0)
 
 
 @dataclass(frozen=True)
@@ -161,7 +170,7 @@ def plan_split(block: Block, blocks: Sequence[int], branches: int, split_at: str
 
     def plan(a: int) -> SplitPlan:
         widths = tuple(branch_planes(p, branches, a) for p in full_planes)
-        if min(widths) < 1:
+        if widths and min(widths) < 1:
             raise ConfigError(
                 f"{branches} branches split at {split_at} leave {split_at} a width of "
                 f"floor({full_planes[0]}/sqrt({branches})) - {a} = {widths[0]} channels; use fewer "
@@ -174,6 +183,8 @@ def plan_split(block: Block, blocks: Sequence[int], branches: int, split_at: str
         if shift < 0:
             raise ConfigError(f"shift (a) must be >= 0, got {shift}")
         return plan(int(shift))
+    if not full_planes:  # only classifiers branch: no width to shift
+        return plan(0)
     a = 0
     while (candidate := plan(a)).branches_params > unsplit:
         a += 1
@@ -282,7 +293,10 @@ def slice_branch_states(template: ResNet, plan: SplitPlan, num_classes: int, ini
     if template.fc.out_features == num_classes:
         last = spaces.stream(len(STAGES) - 1)
         for b, state in enumerate(states):
-            features = last[b] if init == "aligned" else torch.arange(last[b].numel())
+            if last is None:  # split at fc: every classifier reads all features
+                features = torch.arange(template.fc.in_features)
+            else:
+                features = last[b] if init == "aligned" else torch.arange(last[b].numel())
             state["fc.weight"] = source["fc.weight"][:, features].clone()
             state["fc.bias"] = source["fc.bias"].clone()
     return states
@@ -372,7 +386,16 @@ class BranchedResNet(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.branches(self.stump(x))
+        """``x``: images ``[N, 3, H, W]`` (every branch sees the same image), or one view per
+        branch ``[N, b, 3, H, W]`` (the stump runs on each view). Returns ``[b, N, classes]``."""
+        views = x.dim() == 5
+        if views and x.shape[1] != self.num_branches:
+            raise ConfigError(f"got {x.shape[1]} views per image for {self.num_branches} branches")
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_stump):
+            features = self.stump(x.flatten(0, 1) if views else x)  # no graph through a frozen stump
+        if views:  # [N*b, C, h, w] -> [N, b*C, h, w]: branch i reads view i
+            features = features.reshape(x.shape[0], -1, *features.shape[2:])
+        return self.branches(features)
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
