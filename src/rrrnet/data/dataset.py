@@ -1,0 +1,436 @@
+"""The dataset layer: load a labelled image set, split it the authors' way, serve it to PyTorch.
+
+Two layouts are read:
+
+* Meta-Album (the paper's benchmark): ``DATASET/labels.csv`` lists one image per row (file name,
+  category, optional super-category), ``DATASET/info.json`` names those columns and the dataset,
+  and the files live in ``DATASET/images/``. Labels are numbered in order of first appearance in
+  labels.csv.
+* ImageFolder: one sub-folder per class (classes sorted by name), image files found by extension.
+
+Every listed image is opened and decoded while loading, so that a missing or corrupt file is
+reported at once (or skipped, with ``skip_bad_images``) instead of crashing a run hours in.
+Every problem with the user's files raises :class:`~rrrnet.errors.DataError` with a message that
+names the file and says how to fix it.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch.utils.data
+from PIL import Image, ImageOps
+
+from ..errors import DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+DEFAULT_COLUMNS = {
+    "image_column_name": "FILE_NAME",
+    "category_column_name": "CATEGORY",
+    "super_category_column_name": "SUPER_CATEGORY",
+}
+# The seeds of the authors' Meta-Album micro split (see micro_split).
+CLASS_SHUFFLE_SEED = 88
+SPLIT_SHUFFLE_SEED = 66
+
+
+# --------------------------------------------------------------------------------------------
+# The loaded dataset
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """Image files with integer labels; ``classes[label]`` is the class name."""
+
+    root: Path
+    paths: tuple[Path, ...]
+    labels: tuple[int, ...]
+    classes: tuple[str, ...]
+    name: str
+
+    def __post_init__(self) -> None:
+        # Programming errors, not user errors: a subset or a loader built this wrongly.
+        if len(self.paths) != len(self.labels):
+            raise ValueError(f"{len(self.paths)} paths but {len(self.labels)} labels")
+        if any(not 0 <= label < len(self.classes) for label in self.labels):
+            raise ValueError(f"a label is outside 0..{len(self.classes) - 1}")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, indices: Iterable[int]) -> LabelledImages:
+        """The images at ``indices`` (in that order); classes and label numbers are kept."""
+        indices = [int(i) for i in indices]
+        return LabelledImages(
+            root=self.root,
+            paths=tuple(self.paths[i] for i in indices),
+            labels=tuple(self.labels[i] for i in indices),
+            classes=self.classes,
+            name=self.name,
+        )
+
+    def counts(self) -> list[int]:
+        """Number of images of each class, indexed by label."""
+        per_label = Counter(self.labels)
+        return [per_label[label] for label in range(len(self.classes))]
+
+
+# --------------------------------------------------------------------------------------------
+# Reading one image
+# --------------------------------------------------------------------------------------------
+
+def read_image(path: str | Path, size: int = 128) -> np.ndarray:
+    """The image at ``path`` as a ``size`` x ``size`` x 3 uint8 RGB array.
+
+    EXIF orientation is applied, any mode is converted to RGB (transparency composited on white,
+    16-bit scaled down to 8-bit) and the image is resized with bicubic interpolation. Meta-Album
+    images are square, so a non-square image is simply resized (no crop).
+    """
+    if size < 1:
+        raise DataError(f"image size must be at least 1 pixel, got {size}")
+    rgb = decode_rgb(path)
+    return np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+
+
+def decode_rgb(path: str | Path) -> Image.Image:
+    """Open, fully decode and convert one image to RGB; DataError naming the file if it fails."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image file {path} does not exist; restore it or remove it from the dataset")
+    try:
+        with Image.open(path) as image:
+            image.load()  # verify() alone misses truncated JPEGs; a full decode does not
+            return _to_rgb(ImageOps.exif_transpose(image))
+    except DataError:
+        raise
+    except Exception as error:  # PIL's decoders raise OSError, ValueError, SyntaxError, ...
+        raise DataError(
+            f"cannot decode image {path} ({type(error).__name__}: {error}); replace the file, "
+            f"remove it from the dataset, or load with skip_bad_images"
+        ) from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGB. Transparent pixels become white, as on a white page."""
+    if image.mode.startswith("I") or image.mode == "F":
+        image = _to_8_bit(image)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _to_8_bit(image: Image.Image) -> Image.Image:
+    """16/32-bit grey -> 8-bit grey. PIL's own conversion clips at 255 (a 16-bit image would come
+    out almost all white), so 16-bit values are scaled by 1/256; 32-bit "I" images whose values
+    already fit in 0..255 (some decoders use "I" for 8-bit data) are kept as they are."""
+    if image.mode.startswith("I;16"):
+        image = image.convert("I")
+    if image.mode == "I" and image.getextrema()[1] > 255:
+        image = image.point(lambda value: value / 256)
+    return image.convert("L")
+
+
+# --------------------------------------------------------------------------------------------
+# Meta-Album
+# --------------------------------------------------------------------------------------------
+
+def load_meta_album(root: str | Path, skip_bad_images: bool = False) -> LabelledImages:
+    """A Meta-Album dataset folder (labels.csv, info.json, images/) -> LabelledImages."""
+    root = _existing_folder(root)
+    labels_csv = root / "labels.csv"
+    if not labels_csv.is_file():
+        raise DataError(
+            f"{labels_csv} not found: a Meta-Album dataset folder needs labels.csv "
+            f"(columns FILE_NAME,CATEGORY,SUPER_CATEGORY), info.json and images/"
+        )
+    header, rows = _read_labels_csv(labels_csv)
+    info = _read_info_json(root / "info.json", header)
+    image_column = info["image_column_name"]
+    category_column = info["category_column_name"]
+    _check_columns(labels_csv, header, [image_column, category_column])
+
+    images_folder = root / "images"
+    if not images_folder.is_dir():
+        raise DataError(f"image folder {images_folder} not found; put the files listed in {labels_csv} there")
+    files, categories = _files_and_categories(labels_csv, rows, image_column, category_column)
+    paths = [images_folder / file for file in files]
+    return _build(root, str(info.get("dataset_name") or root.name), paths, categories,
+                  class_order=list(dict.fromkeys(categories)), skip_bad_images=skip_bad_images)
+
+
+def _read_labels_csv(labels_csv: Path) -> tuple[list[str], list[tuple[int, dict]]]:
+    """The header and the (line number, row) pairs of labels.csv."""
+    # utf-8-sig: a byte-order mark (spreadsheet exports) would otherwise stick to the first column.
+    with open(labels_csv, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        try:
+            header = reader.fieldnames
+            rows = [(reader.line_num, row) for row in reader]
+        except (csv.Error, UnicodeDecodeError) as error:
+            raise DataError(f"cannot parse {labels_csv} as CSV ({error}); save it as UTF-8 CSV") from None
+    if not header:
+        raise DataError(f"{labels_csv} is empty; it needs a header line (FILE_NAME,CATEGORY,SUPER_CATEGORY) "
+                        f"and one line per image")
+    if not rows:
+        raise DataError(f"{labels_csv} has a header but no images (zero classes); add one line per image")
+    return list(header), rows
+
+
+def _read_info_json(info_json: Path, header: list[str]) -> dict:
+    """info.json with the column-name defaults filled in.
+
+    A missing info.json is accepted only when labels.csv uses the default column names, because
+    then nothing in it would change how the dataset is read."""
+    if not info_json.is_file():
+        needed = [DEFAULT_COLUMNS["image_column_name"], DEFAULT_COLUMNS["category_column_name"]]
+        if all(column in header for column in needed):
+            return dict(DEFAULT_COLUMNS)
+        raise DataError(
+            f"{info_json} not found, and labels.csv has columns {header} instead of the default "
+            f"{needed}; add info.json with image_column_name and category_column_name"
+        )
+    try:
+        info = json.loads(info_json.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{info_json} is not valid JSON: {error.msg} at line {error.lineno}, "
+                        f"column {error.colno}; fix the file") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{info_json} is not UTF-8 text; save it as UTF-8 JSON") from None
+    if not isinstance(info, dict):
+        raise DataError(f"{info_json} must hold a JSON object ({{...}}), not {type(info).__name__}")
+    for key, default in DEFAULT_COLUMNS.items():
+        info.setdefault(key, default)
+        if not isinstance(info[key], str) or not info[key]:
+            raise DataError(f"{info_json}: {key} must be a non-empty string, got {info[key]!r}")
+    return info
+
+
+def _check_columns(labels_csv: Path, header: list[str], needed: list[str]) -> None:
+    missing = [column for column in needed if column not in header]
+    if missing:
+        raise DataError(
+            f"{labels_csv} has no column {', '.join(missing)}: it has {header} and needs {needed}; "
+            f"rename the columns or set image_column_name / category_column_name in info.json"
+        )
+
+
+def _files_and_categories(labels_csv: Path, rows: list[tuple[int, dict]],
+                          image_column: str, category_column: str) -> tuple[list[str], list[str]]:
+    """File names and categories of every row; empty or repeated file names are errors."""
+    files, categories, first_line = [], [], {}
+    for line, row in rows:
+        file, category = row.get(image_column) or "", row.get(category_column) or ""
+        for column, value in ((image_column, file), (category_column, category)):
+            if not value.strip():
+                raise DataError(f"{labels_csv} line {line}: empty {column}; fill it in or delete the line")
+        if file in first_line:
+            # The same image twice could land in both train and test and inflate accuracy.
+            raise DataError(f"{labels_csv} lines {first_line[file]} and {line} both list {file}; "
+                            f"keep one of them")
+        first_line[file] = line
+        files.append(file)
+        categories.append(category)
+    return files, categories
+
+
+# --------------------------------------------------------------------------------------------
+# ImageFolder
+# --------------------------------------------------------------------------------------------
+
+def load_image_folder(root: str | Path, skip_bad_images: bool = False) -> LabelledImages:
+    """One sub-folder per class (sorted by name), image files found by extension."""
+    root = _existing_folder(root)
+    class_folders = _class_folders(root)
+    if not class_folders:
+        raise DataError(f"{root} has no class sub-folders; put the images of each class in "
+                        f"{root}/<class name>/")
+    paths, categories = [], []
+    for folder in class_folders:
+        images = _image_files(folder)
+        if not images:
+            raise DataError(f"class folder {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); "
+                            f"add images or remove the folder")
+        paths += images
+        categories += [folder.name] * len(images)
+    return _build(root, root.name, paths, categories, class_order=[f.name for f in class_folders],
+                  skip_bad_images=skip_bad_images)
+
+
+def _class_folders(root: Path) -> list[Path]:
+    # Hidden folders (.git, .ipynb_checkpoints) are never classes.
+    return sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: p.name)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS),
+                  key=lambda p: p.name)
+
+
+# --------------------------------------------------------------------------------------------
+# Either layout
+# --------------------------------------------------------------------------------------------
+
+def load_dataset(root: str | Path, skip_bad_images: bool = False) -> LabelledImages:
+    """Meta-Album when ``root/labels.csv`` exists, else ImageFolder when class sub-folders hold images."""
+    root = _existing_folder(root)
+    if (root / "labels.csv").is_file():
+        return load_meta_album(root, skip_bad_images)
+    folders = _class_folders(root)
+    # A Meta-Album folder that lost its labels.csv would otherwise load as one class "images".
+    looks_like_meta_album = (root / "info.json").is_file() or [f.name for f in folders] == ["images"]
+    if looks_like_meta_album:
+        return load_meta_album(root, skip_bad_images)  # raises its "labels.csv not found" error
+    if any(_image_files(folder) for folder in folders):
+        return load_image_folder(root, skip_bad_images)
+    raise DataError(
+        f"{root} is neither a Meta-Album dataset (labels.csv + info.json + images/) nor an ImageFolder "
+        f"(one sub-folder of images per class); arrange the files in one of these layouts"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Shared by the loaders
+# --------------------------------------------------------------------------------------------
+
+def _existing_folder(root: str | Path) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset folder {root} does not exist (or is not a folder); check the path")
+    return root
+
+
+def _build(root: Path, name: str, paths: Sequence[Path], categories: Sequence[str],
+           class_order: Sequence[str], skip_bad_images: bool) -> LabelledImages:
+    """Check every image, drop the bad ones if asked, and number the classes in ``class_order``."""
+    good = _readable(paths, skip_bad_images)
+    kept_categories = {categories[i] for i in good}
+    dropped_classes = [c for c in class_order if c not in kept_categories]
+    if dropped_classes:
+        warnings.warn(f"{root}: classes {dropped_classes} have no readable image left and are dropped",
+                      stacklevel=3)
+    classes = [c for c in class_order if c in kept_categories]
+    if not classes:
+        raise DataError(f"{root} has no readable image (zero classes)")
+    label_of = {category: label for label, category in enumerate(classes)}
+    return LabelledImages(root=root, paths=tuple(paths[i] for i in good),
+                          labels=tuple(label_of[categories[i]] for i in good),
+                          classes=tuple(classes), name=name)
+
+
+def _readable(paths: Sequence[Path], skip_bad_images: bool) -> list[int]:
+    """Indices of the images that decode. A bad one raises, or with skip_bad_images is warned about."""
+    good = []
+    for index, path in enumerate(paths):
+        try:
+            decode_rgb(path)
+        except DataError as error:
+            if not skip_bad_images:
+                raise
+            warnings.warn(f"skipping bad image {path}: {error}", stacklevel=4)
+            continue
+        good.append(index)
+    return good
+
+
+# --------------------------------------------------------------------------------------------
+# The authors' micro split
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Split:
+    train: LabelledImages
+    val: LabelledImages
+    test: LabelledImages
+
+
+def micro_split(data: LabelledImages, train: int = 20, val: int = 0, test: int | None = 20) -> Split:
+    """The authors' Meta-Album micro split, reproduced exactly.
+
+    For each class in label order, its indices (in labels.csv order) are shuffled with ONE
+    ``default_rng(88)`` shared by all classes in turn; the first ``train`` go to train, the next
+    ``val`` to val, the next ``test`` (all the rest when ``test`` is None) to test. Each of the
+    three index lists is then shuffled with a fresh ``default_rng(66)``.
+    """
+    _check_split_sizes(data, train, val, test)
+    rng = np.random.default_rng(CLASS_SHUFFLE_SEED)
+    labels = np.asarray(data.labels)
+    parts: tuple[list[int], list[int], list[int]] = ([], [], [])
+    for label in range(len(data.classes)):
+        indices = np.flatnonzero(labels == label)
+        rng.shuffle(indices)
+        test_end = len(indices) if test is None else train + val + test
+        for part, (start, end) in zip(parts, ((0, train), (train, train + val), (train + val, test_end))):
+            part.extend(indices[start:end].tolist())
+    return Split(*(data.subset(_shuffled(part)) for part in parts))
+
+
+def _shuffled(indices: list[int]) -> list[int]:
+    array = np.asarray(indices, dtype=np.int64)
+    np.random.default_rng(SPLIT_SHUFFLE_SEED).shuffle(array)
+    return array.tolist()
+
+
+def _check_split_sizes(data: LabelledImages, train: int, val: int, test: int | None) -> None:
+    if train < 1 or val < 0 or (test is not None and test < 0):
+        raise DataError(f"split sizes must be train >= 1, val >= 0, test >= 0; got {train}, {val}, {test}")
+    if len(data.classes) < 2:
+        raise DataError(f"dataset {data.name} ({data.root}) has {len(data.classes)} class; "
+                        f"classification needs at least 2")
+    # test=None takes the rest of each class, which must hold at least one test image.
+    need = train + val + (1 if test is None else test)
+    short = [f"{name!r} has {count}" for name, count in zip(data.classes, data.counts()) if count < need]
+    if short:
+        raise DataError(
+            f"dataset {data.name} ({data.root}): {len(short)} class(es) have fewer than the {need} images "
+            f"per class needed for {train} train + {val} val + "
+            f"{'at least 1' if test is None else test} test: {'; '.join(short)}; "
+            f"ask for fewer with smaller --train/--test"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# PyTorch
+# --------------------------------------------------------------------------------------------
+
+class ImageDataset(torch.utils.data.Dataset):
+    """``dataset[i] -> (transform(image) or image, label)``, image an HxWx3 uint8 array.
+
+    With ``cache`` the decoded, resized arrays are kept in memory after their first use: the
+    micro datasets are ~800 images of 128x128 (~40 MB), and decoding them every epoch of a
+    300-epoch run would dominate the time.
+    """
+
+    def __init__(self, images: LabelledImages, size: int = 128,
+                 transform: Callable[[np.ndarray], object] | None = None, cache: bool = True) -> None:
+        self.images = images
+        self.size = size
+        self.transform = transform
+        self.cache = cache
+        self._cached: list[np.ndarray | None] = [None] * len(images)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[object, int]:
+        index = range(len(self))[index]  # negative indices, and IndexError past the end
+        image = self._image(index)
+        label = self.images.labels[index]
+        return (self.transform(image) if self.transform else image), label
+
+    def _image(self, index: int) -> np.ndarray:
+        if not self.cache:
+            return read_image(self.images.paths[index], self.size)
+        if self._cached[index] is None:
+            self._cached[index] = read_image(self.images.paths[index], self.size)
+        # A copy, so that a transform that works in place cannot corrupt the cached image.
+        return self._cached[index].copy()
