@@ -174,3 +174,40 @@ def format_table(rep: CostReport) -> str:
                   f"parameters vs {rep.unsplit_params:,} unsplit (ratio {rep.param_ratio:.4f}); "
                   f"{rep.macs / 1e9:.3f} GMACs"]
     return "\n".join(lines)
+
+
+@torch.no_grad()
+def measure_latency(model: nn.Module, image_size: int = 128, batch_size: int = 1, runs: int = 50,
+                    warmup: int = 5, device: str | torch.device = "cpu",
+                    threads: int | None = None) -> dict[str, Any]:
+    """Inference time per image: the median over ``runs`` timed batches after ``warmup`` batches,
+    with a distribution-free 95% interval of the median (order statistics)."""
+    import math
+    import time
+
+    device = torch.device(device)
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    model = model.eval().to(device)
+    x = torch.randn(batch_size, 3, image_size, image_size, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    try:
+        with torch.inference_mode():
+            for _ in range(warmup):
+                model(x)
+            sync()
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                model(x)
+                sync()
+                times.append((time.perf_counter() - start) * 1000 / batch_size)
+    finally:
+        torch.set_num_threads(previous)
+    times.sort()
+    half = 1.96 * math.sqrt(runs) / 2
+    low, high = max(0, math.floor(runs / 2 - half)), min(runs - 1, math.ceil(runs / 2 + half) - 1)
+    return {"median_ms": times[runs // 2] if runs % 2 else (times[runs // 2 - 1] + times[runs // 2]) / 2,
+            "ci95_ms": [times[low], times[high]], "runs": runs, "batch_size": batch_size,
+            "device": str(device), "threads": threads or previous}

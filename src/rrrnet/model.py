@@ -77,7 +77,9 @@ def build(config: ModelConfig | None = None, *, weights: str | os.PathLike | Non
         config = dataclasses.replace(config, weights=str(weights))
     state = resolve(config.weights, config.arch, progress=progress)
     if state is None:
-        template = resnet(config.arch, config.blocks)
+        with torch.random.fork_rng(devices=[]):  # random initialisation, reproducible by seed
+            torch.manual_seed(config.seed)
+            template = resnet(config.arch, config.blocks)
     else:
         template = resnet(config.arch)
         load_backbone(template, state, origin=f"weights {config.weights!r}")

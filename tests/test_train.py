@@ -1,0 +1,186 @@
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_meta_album
+from rrrnet.errors import ConfigError, RunError
+from rrrnet.model import ModelConfig, build, load
+from rrrnet.train import DataSpec, Recipe, branch_loss, fit, load_checkpoint
+
+TINY_MODEL = ModelConfig(arch="resnet18", blocks=(1, 1, 1, 1), branches=2, weights="none")
+TINY_RECIPE = Recipe(epochs=3, batch_size=8, ema_epochs=2, warm_stem_epochs=1, image_size=32,
+                     seed=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = make_meta_album(tmp_path_factory.mktemp("data") / "tiny", classes=4, per_class=12)
+    return DataSpec(root=str(root), train=6, test=6)
+
+
+def test_ema_window_spans_the_last_epochs():
+    recipe = Recipe(epochs=300, ema_epochs=60)
+    assert recipe.ema_start == 240
+    decay = recipe.ema_decay(steps_per_epoch=13)
+    assert decay == pytest.approx(1 - 1 / (60 * 13))
+    # the weight of an update 60 epochs back has fallen to about 1/e
+    assert decay ** (60 * 13) == pytest.approx(0.3677, abs=1e-3)
+    assert Recipe(epochs=10, ema_epochs=60).ema_start == 0
+
+
+def test_branch_loss_is_the_sum_of_per_branch_cross_entropies():
+    logits, labels = torch.randn(3, 5, 4), torch.randint(0, 4, (5,))
+    expected = sum(torch.nn.functional.cross_entropy(logits[b], labels) for b in range(3))
+    torch.testing.assert_close(branch_loss(logits, labels), expected)
+
+
+@pytest.mark.parametrize("kwargs", [dict(branch_views="both"), dict(epochs=0), dict(device="tpu"),
+                                    dict(ema_epochs=-1)])
+def test_bad_recipes(kwargs):
+    with pytest.raises(ConfigError):
+        Recipe(**kwargs)
+
+
+def test_fit_writes_a_complete_run(tiny_data, tmp_path):
+    result = fit(tiny_data, tmp_path / "run", TINY_MODEL, TINY_RECIPE, progress=False)
+    names = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert names == ["checkpoint.pt", "config.json", "history.csv", "metrics.json", "model.pt"]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["classes"] == ["class_0", "class_1", "class_2", "class_3"]
+    assert config["model"]["num_classes"] == 4 and config["recipe"]["epochs"] == 3
+    header = (tmp_path / "run" / "history.csv").read_text().splitlines()[0].split(",")
+    for column in ("epoch", "loss", "train_error", "train_error_b0", "train_error_b1",
+                   "test_error", "test_error_b0", "test_error_b1"):
+        assert column in header
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for key in ("error", "branch_errors", "nll", "ece", "mean_entropy", "mean_mutual_information"):
+        assert key in metrics
+    assert len(metrics["branch_errors"]) == 2 and metrics["test_images"] == 24
+    model = load(tmp_path / "run" / "model.pt")
+    assert model.config.num_classes == 4 and model.config.branches == 2
+    assert len(result.history) == 3
+
+
+def test_frozen_stump_keeps_its_weights_and_gets_new_statistics(tiny_data, tmp_path):
+    fresh = build(TINY_MODEL, num_classes=4)
+    result = fit(tiny_data, tmp_path / "run", TINY_MODEL, TINY_RECIPE, progress=False)
+    trained = result.model
+    assert torch.equal(trained.stump.conv1.weight, fresh.stump.conv1.weight)
+    assert torch.equal(trained.stump.bn1.weight, fresh.stump.bn1.weight)
+    # the BatchNorm statistics were re-estimated on the training images
+    assert not torch.allclose(trained.stump.bn1.running_mean, fresh.stump.bn1.running_mean)
+    assert not torch.equal(trained.branches.fc.weight, fresh.branches.fc.weight)
+
+
+def test_evaluation_uses_the_averaged_weights(tiny_data, tmp_path):
+    fit(tiny_data, tmp_path / "ema", TINY_MODEL, TINY_RECIPE, progress=False)
+    raw = load_checkpoint(tmp_path / "ema" / "checkpoint.pt")
+    final = load(tmp_path / "ema" / "model.pt").state_dict()
+    ema = {k.removeprefix("module."): v for k, v in raw["ema"].items() if k.startswith("module.")}
+    key = "branches.fc.weight"
+    assert torch.equal(final[key], ema[key]) and not torch.equal(final[key], raw["model"][key])
+    fit(tiny_data, tmp_path / "plain", TINY_MODEL, Recipe(**{**TINY_RECIPE.__dict__, "ema_epochs": 0}),
+        progress=False)
+    raw = load_checkpoint(tmp_path / "plain" / "checkpoint.pt")
+    assert raw["ema"] is None
+    assert torch.equal(load(tmp_path / "plain" / "model.pt").state_dict()[key], raw["model"][key])
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tiny_data, tmp_path):
+    whole = fit(tiny_data, tmp_path / "whole", TINY_MODEL, TINY_RECIPE, progress=False)
+    first = fit(tiny_data, tmp_path / "cut", TINY_MODEL, TINY_RECIPE, progress=False, stop_after=1)
+    assert not (tmp_path / "cut" / "model.pt").exists() and len(first.history) == 1
+    resumed = fit(tiny_data, tmp_path / "cut", TINY_MODEL, TINY_RECIPE, progress=False, resume=True)
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in whole.history]
+    assert strip == [{k: v for k, v in row.items() if k != "seconds"} for row in resumed.history]
+    assert resumed.metrics["error"] == whole.metrics["error"]
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_data, tmp_path):
+    script = Path(sys.executable).parent / "rrrnet"
+    args = [str(script), "fit", tiny_data.root, "--arch", "resnet18", "--blocks", "1,1,1,1",
+            "--branches", "2", "--weights", "none", "--epochs", "4", "--ema-epochs", "2",
+            "--warm-stem-epochs", "1", "--image-size", "32", "--batch-size", "8", "--train", "6",
+            "--test", "6", "--seed", "3", "-q"]
+    run = tmp_path / "run"
+    proc = subprocess.Popen(args + ["--out", str(run)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 300
+    while not (run / "checkpoint.pt").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # no clean-up: as a power cut or an OOM kill would
+    proc.wait()
+    done = load_checkpoint(run / "checkpoint.pt")["epoch"] + 1
+    assert done < 4 and not (run / "model.pt").exists()
+    refused = subprocess.run(args + ["--out", str(run)], capture_output=True, text=True)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    subprocess.run(args + ["--out", str(run), "--resume"], check=True, capture_output=True)
+    subprocess.run(args + ["--out", str(tmp_path / "whole")], check=True, capture_output=True)
+    a = load(run / "model.pt").state_dict()
+    b = load(tmp_path / "whole" / "model.pt").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_an_existing_run_is_not_overwritten(tiny_data, tmp_path):
+    recipe = Recipe(**{**TINY_RECIPE.__dict__, "epochs": 1, "ema_epochs": 0})
+    first = fit(tiny_data, tmp_path / "run", TINY_MODEL, recipe, progress=False)
+    before = (tmp_path / "run" / "model.pt").read_bytes()
+    with pytest.raises(RunError, match="finished run.*--resume.*--overwrite"):
+        fit(tiny_data, tmp_path / "run", TINY_MODEL, recipe, progress=False)
+    assert (tmp_path / "run" / "model.pt").read_bytes() == before
+    again = fit(tiny_data, tmp_path / "run", TINY_MODEL, recipe, progress=False, resume=True)
+    assert again.metrics == first.metrics  # a finished run is read back, not retrained
+    other = Recipe(**{**recipe.__dict__, "lr": 0.1})
+    with pytest.raises(RunError, match="recipe.lr"):
+        fit(tiny_data, tmp_path / "run", TINY_MODEL, other, progress=False, resume=True)
+    fit(tiny_data, tmp_path / "run", TINY_MODEL, other, progress=False, overwrite=True)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["recipe"]["lr"] == 0.1
+
+
+def test_disk_full_while_saving_keeps_the_previous_checkpoint(tiny_data, tmp_path, monkeypatch):
+    import rrrnet.train as train
+    real_save, calls = torch.save, []
+
+    def failing_save(obj, f, *args, **kwargs):
+        calls.append(1)
+        if len(calls) >= 2:  # the second epoch's checkpoint: half written, then the disk is full
+            f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(train.torch, "save", failing_save)
+    with pytest.raises(RunError, match="No space left.*intact.*--resume"):
+        fit(tiny_data, tmp_path / "run", TINY_MODEL, TINY_RECIPE, progress=False)
+    monkeypatch.setattr(train.torch, "save", real_save)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 0
+    assert [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")] == []
+    resumed = fit(tiny_data, tmp_path / "run", TINY_MODEL, TINY_RECIPE, progress=False, resume=True)
+    assert len(resumed.history) == 3
+
+
+def test_independent_views_train(tiny_data, tmp_path):
+    recipe = Recipe(**{**TINY_RECIPE.__dict__, "epochs": 1, "branch_views": "independent"})
+    result = fit(tiny_data, tmp_path / "run", TINY_MODEL, recipe, progress=False)
+    assert 0 <= result.metrics["error"] <= 1
+
+
+def test_cached_stump_features_for_last_layer_fine_tuning(tiny_data, tmp_path):
+    config = ModelConfig(arch="resnet18", blocks=(1, 1, 1, 1), branches=1, split_at="fc",
+                         weights="none")
+    recipe = Recipe(**{**TINY_RECIPE.__dict__, "augment_ops": 0, "epochs": 2})
+    result = fit(tiny_data, tmp_path / "run", config, recipe, progress=False)
+    trainable = [n for n, p in result.model.named_parameters() if p.requires_grad]
+    assert trainable == ["branches.fc.weight", "branches.fc.bias"]
+    assert "test_error" in result.history[-1]
