@@ -75,3 +75,41 @@ def test_console_script_is_installed():
     assert json.loads(result.stdout)["config"]["branches"] == 2
     bad = subprocess.run([str(script), "info", "--blocks", "1,1,1,0"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("rrrnet: error:") and "Traceback" not in bad.stderr
+
+
+def _fit(tmp_path, data, *extra):
+    return main(["fit", str(data), "--out", str(tmp_path / "run"), "--arch", "resnet18",
+                 "--branches", "2", "--weights", "none", "--epochs", "1", "--image-size", "32",
+                 "--train", "3", "--test", "3", "-q", *extra])
+
+
+def test_fit_reports_bad_datasets_without_traceback(tmp_path, capsys):
+    from conftest import make_meta_album
+    data = make_meta_album(tmp_path / "d", classes=3, per_class=6)
+    (data / "images" / "c1_2.png").write_bytes(b"not a png")
+    assert _fit(tmp_path, data) == 2
+    err = capsys.readouterr().err
+    assert "c1_2.png" in err and "--skip-bad-images" in err and "Traceback" not in err
+    (data / "labels.csv").unlink()
+    assert _fit(tmp_path, data) == 2
+    assert "labels.csv" in capsys.readouterr().err
+    assert _fit(tmp_path, tmp_path / "nowhere") == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing written for a dataset that cannot be read
+
+
+def test_fit_reports_too_few_images(tmp_path, capsys):
+    from conftest import make_meta_album
+    data = make_meta_album(tmp_path / "d", classes=3, per_class=4)
+    assert _fit(tmp_path, data) == 2  # 3 train + 3 test > 4 per class
+    err = capsys.readouterr().err
+    assert "class_0" in err and "Traceback" not in err
+
+
+def test_fit_skips_bad_images_when_asked(tmp_path, capsys):
+    from conftest import make_meta_album
+    data = make_meta_album(tmp_path / "d", classes=3, per_class=7)
+    (data / "images" / "c1_2.png").write_bytes(b"not a png")
+    with pytest.warns(UserWarning, match="c1_2.png"):
+        assert _fit(tmp_path, data, "--skip-bad-images", "--warm-stem-epochs", "0",
+                    "--ema-epochs", "0") == 0

@@ -102,7 +102,8 @@ def decode_rgb(path: str | Path) -> Image.Image:
     """Open, fully decode and convert one image to RGB; DataError naming the file if it fails."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"image file {path} does not exist; restore it or remove it from the dataset")
+        raise DataError(f"image file {path} does not exist; restore it, remove it from the dataset, "
+                        f"or skip bad images (--skip-bad-images)")
     try:
         with Image.open(path) as image:
             image.load()  # verify() alone misses truncated JPEGs; a full decode does not
@@ -112,7 +113,7 @@ def decode_rgb(path: str | Path) -> Image.Image:
     except Exception as error:  # PIL's decoders raise OSError, ValueError, SyntaxError, ...
         raise DataError(
             f"cannot decode image {path} ({type(error).__name__}: {error}); replace the file, "
-            f"remove it from the dataset, or load with skip_bad_images"
+            f"remove it from the dataset, or skip bad images (--skip-bad-images, skip_bad_images=True)"
         ) from None
 
 

@@ -1,0 +1,89 @@
+"""Time one training epoch of RRR-Net, fused, against the authors' scheme, side by side.
+
+* fused, shared views: all branches in one pass per batch, the frozen stump computed once;
+* fused, independent views: one augmentation draw per branch, the stump run on each view;
+* the authors' scheme (SunHaozhe/RRR_Net): branches trained one after another, each with its own
+  AdamW and its own full pass over the data (own augmentation draws), the stump recomputed for
+  every branch.
+
+Same data (the embedded dataset unless --data), same model and machine, measured in one run.
+Prints seconds per epoch and the ratios. Usage:
+
+    python benchmarks/train_speed.py [--data DIR] [--epochs 1] [--threads 2] [--branches 8]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from rrrnet.demo import demo_data
+from rrrnet.model import ModelConfig, build
+from rrrnet.recycle import convert
+from rrrnet.train import DataSpec, TrainingImages, _loader, branch_loss, train_epoch
+from rrrnet.data import ImageDataset
+
+
+def fused_epoch(model, images, views: int, batch_size: int, seed: int) -> float:
+    data = TrainingImages(images, 2, views, seed)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3,
+                                  weight_decay=0.01)
+    start = time.perf_counter()
+    train_epoch(model, _loader(data, batch_size, True, seed), optimizer, None, torch.device("cpu"),
+                False, "fused")
+    return time.perf_counter() - start
+
+
+def authors_epoch(model, images, batch_size: int, seed: int) -> float:
+    """Each branch in turn: own optimiser, own pass over the data, stump recomputed."""
+    looped = convert(model, fused=False).train()
+    start = time.perf_counter()
+    for i, branch in enumerate(looped.branches.branches):
+        optimizer = torch.optim.AdamW(branch.parameters(), lr=1e-3, weight_decay=0.01)
+        data = TrainingImages(images, 2, 1, seed + 1000 * (i + 1))
+        for x, y in _loader(data, batch_size, True, seed + i):
+            with torch.no_grad():
+                features = looped.stump(x)
+            loss = branch_loss(branch(features), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(demo_data()))
+    parser.add_argument("--branches", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=1, help="epochs timed per scheme (min taken)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    split = DataSpec(root=args.data).load()
+    images = ImageDataset(split.train, size=128)
+    for i in range(len(images)):  # decode once, outside the timings
+        images[i]
+    model = build(ModelConfig(branches=args.branches, num_classes=len(split.train.classes)),
+                  weights="none")
+    print(f"{len(images)} training images, 128 px, batch {args.batch_size}, {args.branches} "
+          f"branches (ResNet_1.1.1.1 split at conv4_1), {args.threads} threads, "
+          f"best of {args.epochs} epoch(s)")
+    times = {
+        "fused, shared views": min(fused_epoch(model, images, 1, args.batch_size, args.seed)
+                                   for _ in range(args.epochs)),
+        "fused, independent views": min(fused_epoch(model, images, args.branches, args.batch_size,
+                                                    args.seed) for _ in range(args.epochs)),
+        "authors' scheme (branches in turn)": min(authors_epoch(model, images, args.batch_size,
+                                                                args.seed)
+                                                  for _ in range(args.epochs)),
+    }
+    reference = times["authors' scheme (branches in turn)"]
+    for name, seconds in times.items():
+        print(f"{name:<38}{seconds:8.2f} s/epoch   speed-up vs authors' {reference / seconds:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
