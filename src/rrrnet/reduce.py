@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .backbone import ResNet, STAGES, check_blocks
+from .backbone import ResNet, check_blocks
 from .errors import ConfigError
 
 DEFAULT_BLOCKS = (1, 1, 1, 1)
@@ -30,15 +30,7 @@ def keep_blocks(template: ResNet, blocks: Sequence[int] = DEFAULT_BLOCKS) -> Res
     Every kept tensor (weights and BatchNorm statistics) is copied from the template; the
     classifier is kept too. The template is not modified.
     """
-    blocks = tuple(int(n) for n in blocks)
-    if len(blocks) != 4:
-        raise ConfigError(f"blocks needs four counts (one per stage), got {blocks}")
-    for name, n, most in zip(STAGES, blocks, template.blocks):
-        if not 1 <= n <= most:
-            raise ConfigError(
-                f"the template has {most} blocks in {name}, so it can keep 1 to {most}, not {n} "
-                f"(asked for blocks={','.join(map(str, blocks))}, template has "
-                f"{','.join(map(str, template.blocks))})")
+    blocks = check_blocks(template.blocks, blocks)
     reduced = ResNet(template.block, blocks, template.num_classes)
     source = template.state_dict()
     # Kept blocks have the same names in both models (layer3.0 stays layer3.0), so a plain
