@@ -37,12 +37,13 @@ def fused_epoch(model, images, views: int, batch_size: int, seed: int) -> float:
 
 def authors_epoch(model, images, batch_size: int, seed: int) -> float:
     """Each branch in turn: own optimiser, own pass over the data, stump recomputed."""
-    looped = convert(model, fused=False).train()
+    looped = convert(model, fused=False).train().to(memory_format=torch.channels_last)
     start = time.perf_counter()
     for i, branch in enumerate(looped.branches.branches):
         optimizer = torch.optim.AdamW(branch.parameters(), lr=1e-3, weight_decay=0.01)
         data = TrainingImages(images, 2, 1, seed + 1000 * (i + 1))
         for x, y in _loader(data, batch_size, True, seed + i):
+            x = x.contiguous(memory_format=torch.channels_last)
             with torch.no_grad():
                 features = looped.stump(x)
             loss = branch_loss(branch(features), y)
@@ -67,7 +68,7 @@ def main() -> None:
     for i in range(len(images)):  # decode once, outside the timings
         images[i]
     model = build(ModelConfig(branches=args.branches, num_classes=len(split.train.classes)),
-                  weights="none")
+                  weights="none").to(memory_format=torch.channels_last)  # NHWC for both schemes
     print(f"{len(images)} training images, 128 px, batch {args.batch_size}, {args.branches} "
           f"branches (ResNet_1.1.1.1 split at conv4_1), {args.threads} threads, "
           f"best of {args.epochs} epoch(s)")

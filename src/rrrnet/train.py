@@ -63,6 +63,7 @@ class Recipe:
     eval_every: int = 1               # test error in history.csv every N epochs (0: only at the end)
     num_workers: int = 0
     device: str = "auto"              # auto | cpu | cuda
+    channels_last: bool = True        # NHWC tensors: about 20% faster training on CPU here
 
     def __post_init__(self):
         if self.branch_views not in BRANCH_VIEWS:
@@ -243,8 +244,10 @@ def _rng_states() -> dict[str, Any]:
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
 
 
-def save_checkpoint(path: Path, epoch: int, model: nn.Module, optimizer, ema, history) -> None:
-    payload = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "model": model.state_dict(),
+def save_checkpoint(path: Path, epoch: int, model: nn.Module, optimizer, ema, history,
+                    setup_seconds: float = 0.0) -> None:
+    payload = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "setup_seconds": setup_seconds,
+               "model": model.state_dict(),
                "optimizer": optimizer.state_dict(),
                "ema": None if ema is None else ema.state_dict(), "history": history}
     atomic_write(path, lambda f: torch.save(payload, f))
@@ -306,6 +309,12 @@ def branch_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return per_branch.sum()
 
 
+def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    # channels-last input for channels-last weights; a no-op when the model is not NHWC
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
 def train_epoch(model: BranchedResNet, loader: Iterable, optimizer, ema, device: torch.device,
                 progress: bool, desc: str, forward=None) -> dict[str, float]:
     """One pass over ``loader``; ``forward`` replaces ``model`` (e.g. ``model.branches`` on
@@ -314,7 +323,7 @@ def train_epoch(model: BranchedResNet, loader: Iterable, optimizer, ema, device:
     forward = forward or model
     total_loss, seen, wrong, branch_wrong = 0.0, 0, 0, None
     for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, y = _to_device(x, device), y.to(device, non_blocking=True)
         logits = forward(x)
         loss = branch_loss(logits, y)
         optimizer.zero_grad(set_to_none=True)
@@ -359,6 +368,7 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
         model = load(out / "model.pt")
         metrics = json.loads((out / "metrics.json").read_text())
         return FitResult(model, metrics, read_history(out / "history.csv"), out)
+    setup_started = time.perf_counter()
     device = resolve_device(recipe.device)
     torch.manual_seed(recipe.seed)
     if resuming:
@@ -373,6 +383,8 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
         write_json(out / "config.json", {**config, "resolved_shift": model.plan.shift})
         checkpoint = None
     model.to(device)
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)
 
     train_images = ImageDataset(split.train, size=recipe.image_size)
     test_images = ImageDataset(split.test, size=recipe.image_size)
@@ -389,16 +401,20 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
     cached = model.freeze_stump and recipe.augment_ops == 0 and views == 1
     forward = model.branches if cached else None
     if cached:
-        train_set = feature_cache(model, _loader(train_set, recipe.batch_size * 2, False), device)
-        test_loader = _loader(feature_cache(model, test_loader, device), recipe.batch_size * 2, False)
+        train_set = feature_cache(model, _loader(train_set, recipe.batch_size * 2, False), device,
+                                  progress, "stump features (train)")
+        test_loader = _loader(feature_cache(model, test_loader, device, progress,
+                                            "stump features (test)"), recipe.batch_size * 2, False)
 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps = math.ceil(len(train_set) / recipe.batch_size)
     ema, history, start = None, [], 0
+    setup_seconds = time.perf_counter() - setup_started  # model, stump warm-up, feature cache
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
         history, start = checkpoint["history"], checkpoint["epoch"] + 1
+        setup_seconds += checkpoint.get("setup_seconds", 0.0)
         if checkpoint["ema"] is not None:
             ema = _new_ema(model, recipe, steps)
             ema.load_state_dict(checkpoint["ema"])
@@ -421,7 +437,7 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
         row["seconds"] = round(time.perf_counter() - started, 3)
         history.append(row)
         epochs.set_postfix(loss=f"{row['loss']:.3f}", test_error=row.get("test_error", "-"))
-        save_checkpoint(out / "checkpoint.pt", epoch, model, optimizer, ema, history)
+        save_checkpoint(out / "checkpoint.pt", epoch, model, optimizer, ema, history, setup_seconds)
         write_history(out / "history.csv", history)
         if stop_after is not None and done >= stop_after and epoch + 1 < recipe.epochs:
             return FitResult(model, {}, history, out)
@@ -429,8 +445,9 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
     final = ema.module if ema is not None else model
     metrics = evaluate_split(final, split, recipe, device)  # from images: the whole model
     metrics.update(weights_used=model.config.weights, ema=ema is not None,
-                   epochs=recipe.epochs, train_seconds=round(sum(r["seconds"] for r in history), 3))
-    save(final.cpu(), out / "model.pt")
+                   epochs=recipe.epochs, setup_seconds=round(setup_seconds, 3),
+                   train_seconds=round(setup_seconds + sum(r["seconds"] for r in history), 3))
+    save(final.cpu().to(memory_format=torch.contiguous_format), out / "model.pt")
     write_json(out / "metrics.json", metrics)
     return FitResult(final, metrics, history, out)
 
@@ -485,13 +502,14 @@ def _number(text: str):
             return text
 
 
-def feature_cache(model: BranchedResNet, loader: DataLoader, device: torch.device) -> TensorDataset:
+def feature_cache(model: BranchedResNet, loader: DataLoader, device: torch.device,
+                  progress: bool = False, desc: str = "stump features") -> TensorDataset:
     """Stump outputs of every image once: with a frozen stump and no augmentation the branches can
     train on these instead of images (e.g. last-layer fine-tuning of a full backbone)."""
     xs, ys = [], []
     model.eval()
     with torch.no_grad():
-        for x, y in loader:
+        for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
             xs.append(model.stump(x.to(device)).cpu())
             ys.append(y)
     return TensorDataset(torch.cat(xs), torch.cat(ys))
