@@ -43,7 +43,12 @@ class SharedInputConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == self.in_channels:
             return super().forward(x)
-        return F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.branches)
+        # One convolution per branch: the same arithmetic as groups=branches, which oneDNN runs
+        # several times slower for these shapes (wide groups) on CPU.
+        inputs = x.chunk(self.branches, dim=1)
+        weights = self.weight.chunk(self.branches, dim=0)
+        return torch.cat([F.conv2d(xi, wi, None, self.stride, self.padding, self.dilation)
+                          for xi, wi in zip(inputs, weights)], dim=1)
 
 
 def conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,

@@ -392,9 +392,15 @@ class BranchedResNet(nn.Module):
         if views and x.shape[1] != self.num_branches:
             raise ConfigError(f"got {x.shape[1]} views per image for {self.num_branches} branches")
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_stump):
-            features = self.stump(x.flatten(0, 1) if views else x)  # no graph through a frozen stump
-        if views:  # [N*b, C, h, w] -> [N, b*C, h, w]: branch i reads view i
-            features = features.reshape(x.shape[0], -1, *features.shape[2:])
+            if views:  # no graph through a frozen stump
+                # One view at a time (batches of N, not N*b: far less memory), stacked so that
+                # channels are branch-major: [N, b, C, h, w] -> [N, b*C, h, w].
+                nhwc = self.stump.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+                fmt = torch.channels_last if nhwc else torch.contiguous_format
+                features = torch.stack([self.stump(x[:, i].contiguous(memory_format=fmt))
+                                        for i in range(x.shape[1])], dim=1).flatten(1, 2)
+            else:
+                features = self.stump(x)
         return self.branches(features)
 
     @torch.no_grad()
