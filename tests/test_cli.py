@@ -113,3 +113,16 @@ def test_fit_skips_bad_images_when_asked(tmp_path, capsys):
     with pytest.warns(UserWarning, match="c1_2.png"):
         assert _fit(tmp_path, data, "--skip-bad-images", "--warm-stem-epochs", "0",
                     "--ema-epochs", "0") == 0
+
+
+def test_data_command_lists_and_runs_converters(capsys, tmp_path):
+    assert main(["data"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("fashion-mnist", "mnist", "icdar-stand-in"))
+    assert main(["data", "icdar-stand-in", str(tmp_path / "icdar"), "--per-class", "2"]) == 0
+    assert len(list((tmp_path / "icdar" / "images").iterdir())) == 40
+    assert main(["data", "imagenet", str(tmp_path / "x")]) == 2
+    assert "unknown converter" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["data", "--help"])
+    assert "icdar-stand-in" in capsys.readouterr().out
