@@ -52,7 +52,8 @@ def test_bad_recipes(kwargs):
 def test_fit_writes_a_complete_run(tiny_data, tmp_path):
     result = fit(tiny_data, tmp_path / "run", TINY_MODEL, TINY_RECIPE, progress=False)
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert names == ["checkpoint.pt", "config.json", "history.csv", "metrics.json", "model.pt"]
+    assert names == ["checkpoint.pt", "config.json", "history.csv", "metrics.json", "model.pt",
+                     "stump.pt"]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["classes"] == ["class_0", "class_1", "class_2", "class_3"]
     assert config["model"]["num_classes"] == 4 and config["recipe"]["epochs"] == 3
@@ -84,14 +85,19 @@ def test_evaluation_uses_the_averaged_weights(tiny_data, tmp_path):
     fit(tiny_data, tmp_path / "ema", TINY_MODEL, TINY_RECIPE, progress=False)
     raw = load_checkpoint(tmp_path / "ema" / "checkpoint.pt")
     final = load(tmp_path / "ema" / "model.pt").state_dict()
-    ema = {k.removeprefix("module."): v for k, v in raw["ema"].items() if k.startswith("module.")}
+    # with a frozen stump only the branches are averaged
+    ema = {"branches." + k.removeprefix("module."): v for k, v in raw["ema"].items()
+           if k.startswith("module.")}
+    assert set(ema) == {k for k in final if k.startswith("branches.")}
     key = "branches.fc.weight"
-    assert torch.equal(final[key], ema[key]) and not torch.equal(final[key], raw["model"][key])
+    assert torch.equal(final[key], ema[key]) and not torch.equal(final[key], raw["model"]["fc.weight"])
+    stump = load_checkpoint(tmp_path / "ema" / "stump.pt")["model"]
+    assert torch.equal(final["stump.bn1.running_mean"], stump["bn1.running_mean"])
     fit(tiny_data, tmp_path / "plain", TINY_MODEL, Recipe(**{**TINY_RECIPE.__dict__, "ema_epochs": 0}),
         progress=False)
     raw = load_checkpoint(tmp_path / "plain" / "checkpoint.pt")
     assert raw["ema"] is None
-    assert torch.equal(load(tmp_path / "plain" / "model.pt").state_dict()[key], raw["model"][key])
+    assert torch.equal(load(tmp_path / "plain" / "model.pt").state_dict()[key], raw["model"]["fc.weight"])
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tiny_data, tmp_path):
@@ -155,7 +161,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(tiny_data, tmp_pat
 
     def failing_save(obj, f, *args, **kwargs):
         calls.append(1)
-        if len(calls) >= 2:  # the second epoch's checkpoint: half written, then the disk is full
+        if len(calls) >= 3:  # stump.pt, epoch 1, then epoch 2's checkpoint: half written, disk full
             f.write(b"partial")
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(obj, f, *args, **kwargs)

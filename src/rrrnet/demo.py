@@ -31,10 +31,10 @@ def demo_data() -> Path:
 class DemoBudget:
     """Epochs of each method; the defaults finish in about ten minutes on two CPU cores."""
 
-    rrr_epochs: int = 24
-    rrr_ema_epochs: int = 8
-    baseline_epochs: int = 100
-    baseline_ema_epochs: int = 30
+    rrr_epochs: int = 20
+    rrr_ema_epochs: int = 7
+    baseline_epochs: int = 60
+    baseline_ema_epochs: int = 20
     warm_stem_epochs: int = 2
 
 
