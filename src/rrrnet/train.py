@@ -314,7 +314,8 @@ def branch_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     x = x.to(device, non_blocking=True)
-    # channels-last input for channels-last weights; a no-op when the model is not NHWC
+    # Channels-last input, as the trained model is by default (Recipe.channels_last); a model
+    # left NCHW still gets the right result, the convolution converting the layout back.
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
