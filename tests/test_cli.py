@@ -47,6 +47,8 @@ def test_info_table_and_explicit_shift(capsys):
     (["info", "--branches", "100000"], "fewer branches"),
     (["build", "--weights", "no-such-source", "-o", "x.pt"], "unknown weights source"),
     (["build", "--weights", "missing.pth", "-o", "x.pt"], "does not exist"),
+    (["weights", "--fetch", "model.pth"], "not a named source"),
+    (["weights", "--check", "none"], "nothing to check"),
 ])
 def test_user_errors_exit_2_without_traceback(capsys, argv, message):
     code, out, err = run(capsys, *argv)

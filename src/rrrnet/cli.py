@@ -65,11 +65,14 @@ def cmd_weights(args: argparse.Namespace) -> int:
     if args.fetch:
         source = w.named_source(args.fetch, args.arch)
         if source is None:
-            w.resolve(args.fetch, args.arch)  # raises the unknown-source error with the list
+            raise ConfigError(f"{args.fetch!r} is not a named source for {args.arch}; "
+                              f"`rrrnet weights` lists them")
         print(w.download(source, progress=not args.quiet))
         return 0
     if args.check:
         state = w.resolve(args.check, args.arch, progress=not args.quiet)
+        if state is None:
+            raise ConfigError("--check none: random initialisation has nothing to check")
         from .backbone import resnet
         skipped = w.load_backbone(resnet(args.arch), state, origin=str(args.check))
         print(f"{args.check}: loads into {args.arch}"
