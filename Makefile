@@ -23,8 +23,9 @@ $(VENV)/.installed-astra: $(VENV)/.installed
 	$(PIP) install --quiet -e '.[astra]'
 	touch $@
 
+# --resume: a finished demo is read back, an interrupted one continues.
 demo: $(VENV)/.installed-astra
-	$(VENV)/bin/rrrnet demo --out rrrnet-demo
+	$(VENV)/bin/rrrnet demo --out rrrnet-demo --resume
 
 test: install
 	$(PY) -m pytest -q

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Sequence
@@ -176,7 +177,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import QUICK, DemoBudget, format_rows, run_demo
     budget = QUICK if args.quick else DemoBudget()
     if args.epochs:
-        budget = DemoBudget(rrr_epochs=args.epochs, rrr_ema_epochs=max(1, args.epochs // 3))
+        budget = dataclasses.replace(budget, rrr_epochs=args.epochs,
+                                     rrr_ema_epochs=max(1, args.epochs // 3))
     rows = run_demo(args.out, budget, weights=args.weights, seed=args.seed, resume=args.resume,
                     overwrite=args.overwrite, progress=not args.quiet)
     print("\n" + format_rows(rows))
