@@ -3,7 +3,6 @@ image decoding to RGB, and the PyTorch Dataset. Every dataset is a few 16x16 ima
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np

@@ -10,7 +10,9 @@ Models are measured on the meta device: shapes are real, no memory or arithmetic
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,9 +184,6 @@ def measure_latency(model: nn.Module, image_size: int = 128, batch_size: int = 1
                     threads: int | None = None) -> dict[str, Any]:
     """Inference time per image: the median over ``runs`` timed batches after ``warmup`` batches,
     with a distribution-free 95% interval of the median (order statistics)."""
-    import math
-    import time
-
     device = torch.device(device)
     previous = torch.get_num_threads()
     if threads:

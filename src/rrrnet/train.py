@@ -456,7 +456,7 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
             model.branches = ema.module  # the stump never changed: only the branches are averaged
         else:
             final = ema.module
-    metrics = evaluate_split(final, split, recipe, device)  # from images: the whole model
+    metrics = evaluate_split(final, split, recipe, device, test_images)  # images: whole model
     metrics.update(weights_used=model.config.weights, ema=ema is not None,
                    epochs=recipe.epochs, setup_seconds=round(setup_seconds, 3),
                    train_seconds=round(setup_seconds + sum(r["seconds"] for r in history), 3))
@@ -490,17 +490,18 @@ def _error_summary(model: BranchedResNet, loader: DataLoader, device: torch.devi
     return row
 
 
-def evaluate_split(model: BranchedResNet, split: Split, recipe: Recipe,
-                   device: torch.device) -> dict[str, Any]:
-    """Ensemble metrics on the test part (and the validation part when the split has one)."""
-    loader = _loader(EvalImages(ImageDataset(split.test, size=recipe.image_size)),
-                     recipe.batch_size * 2, False)
-    metrics = ensemble_metrics(*collect_logits(model, loader, device))
+def evaluate_split(model: BranchedResNet, split: Split, recipe: Recipe, device: torch.device,
+                   test_images: ImageDataset | None = None) -> dict[str, Any]:
+    """Ensemble metrics on the test part (and the validation part when the split has one).
+    ``test_images``: the test images already decoded for training, to not read them again."""
+    def metrics_on(images: ImageDataset) -> dict[str, Any]:
+        loader = _loader(EvalImages(images), recipe.batch_size * 2, False)
+        return ensemble_metrics(*collect_logits(model, loader, device))
+
+    metrics = metrics_on(test_images or ImageDataset(split.test, size=recipe.image_size))
     metrics["test_images"] = len(split.test)
     if len(split.val):
-        val_loader = _loader(EvalImages(ImageDataset(split.val, size=recipe.image_size)),
-                             recipe.batch_size * 2, False)
-        metrics["val"] = ensemble_metrics(*collect_logits(model, val_loader, device))
+        metrics["val"] = metrics_on(ImageDataset(split.val, size=recipe.image_size))
     metrics["classes"] = list(split.train.classes)
     return metrics
 
