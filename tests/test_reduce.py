@@ -38,3 +38,18 @@ def test_parse_blocks_accepts_the_paper_notations():
     assert parse_blocks([3, 8, 36, 3]) == (3, 8, 36, 3)
     with pytest.raises(ConfigError):
         parse_blocks("one,two")
+
+
+def test_forward_order_fills_stages_in_turn():
+    from rrrnet.reduce import forward_order
+    path = forward_order((3, 8, 36, 3))
+    assert path[:4] == [(1, 1, 1, 1), (2, 1, 1, 1), (3, 1, 1, 1), (3, 2, 1, 1)]
+    assert path[-1] == (3, 8, 36, 3) and len(path) == 1 + 2 + 7 + 35 + 2  # 46 additions: 47 trainings
+    assert all(sum(b) - sum(a) == 1 for a, b in zip(path, path[1:]))
+
+
+def test_forward_order_cyclic():
+    from rrrnet.reduce import forward_order
+    path = forward_order((3, 2, 3, 1), order="cyclic")
+    assert path == [(1, 1, 1, 1), (2, 1, 1, 1), (2, 2, 1, 1), (2, 2, 2, 1), (3, 2, 2, 1),
+                    (3, 2, 3, 1)]

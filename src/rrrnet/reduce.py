@@ -39,4 +39,37 @@ def keep_blocks(template: ResNet, blocks: Sequence[int] = DEFAULT_BLOCKS) -> Res
     return reduced
 
 
-__all__ = ["DEFAULT_BLOCKS", "keep_blocks", "parse_blocks", "check_blocks"]
+ORDERS = ("stages", "cyclic")
+
+
+def forward_order(full: Sequence[int], start: Sequence[int] = DEFAULT_BLOCKS,
+                  order: str = "stages") -> list[tuple[int, ...]]:
+    """The block configurations forward block selection visits, ``start`` first, ``full`` last.
+
+    ``"stages"`` (the paper's Algorithm 1) fills one stage before moving to the next:
+    1.1.1.1, 2.1.1.1, 3.1.1.1, 3.2.1.1, ... 3.8.36.3. ``"cyclic"`` adds one block to each
+    unfilled stage in turn: 1.1.1.1, 2.1.1.1, 2.2.1.1, 2.2.2.1, 2.2.2.2, 3.2.2.2, ...
+    Block-wise pruning removes blocks in the reverse of this order.
+    """
+    if order not in ORDERS:
+        raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+    full, current = tuple(full), list(start)
+    if len(current) != len(full) or any(s < 1 or s > f for s, f in zip(current, full)):
+        raise ConfigError(f"start {tuple(start)} must have 1..x_i blocks per stage of {full}")
+    visited = [tuple(current)]
+    stage = 0
+    while current != list(full):
+        if order == "stages":
+            stage = next(i for i, (c, f) in enumerate(zip(current, full)) if c < f)
+        else:
+            while current[stage] >= full[stage]:
+                stage = (stage + 1) % len(full)
+        current[stage] += 1
+        visited.append(tuple(current))
+        if order == "cyclic":
+            stage = (stage + 1) % len(full)
+    return visited
+
+
+__all__ = ["DEFAULT_BLOCKS", "ORDERS", "forward_order", "keep_blocks", "parse_blocks",
+           "check_blocks"]
