@@ -365,22 +365,28 @@ def test_icdar_fonts_fall_back_to_matplotlib(monkeypatch):
 
 
 def test_registry():
-    assert set(cv.CONVERTERS) == {"fashion-mnist", "mnist", "icdar-stand-in"}
+    assert set(cv.CONVERTERS) == {"fashion-mnist", "mnist", "icdar-stand-in", "openclipart"}
     for name, (function, description) in cv.CONVERTERS.items():
         assert callable(function) and description and "\n" not in description
         assert function.__name__ == "convert_" + name.replace("-", "_")
 
 
 # --------------------------------------------------------------------------------------------
-# The embedded demo dataset and its build script
+# Open Clip Art (Debian openclipart-png), the embedded demo dataset and its build script
 # --------------------------------------------------------------------------------------------
+
+CLIPART_ON_THIS_MACHINE = (cv.OPENCLIPART_DIR / "animals" / "birds").is_dir()
+needs_clipart = pytest.mark.skipif(
+    not CLIPART_ON_THIS_MACHINE,
+    reason=f"Debian package openclipart-png not installed ({cv.OPENCLIPART_DIR} absent)")
+
 
 @pytest.fixture(scope="module")
 def build_script():
     name = "build_demo_dataset"
     spec = importlib.util.spec_from_file_location(name, BUILD_SCRIPT)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module                  # dataclasses look their module up there
+    sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
         yield module
@@ -391,18 +397,21 @@ def build_script():
 def test_demo_dataset(build_script):
     demo = cv.DEMO_DIR
     rows, info = assert_meta_album(demo)
-    names = [c.name for c in build_script.CLASSES]
+    names = [c.name for c in cv.OPENCLIPART_CLASSES]
+    assert build_script.CLASSES is cv.OPENCLIPART_CLASSES      # one copy of the classes
     assert len(names) == len(set(names)) == 20
     assert info["categories"] == names
     assert count_by(rows) == {n: 40 for n in names}
-    assert info["license"] == "Public Domain (Open Clip Art Library, Debian openclipart-png)"
+    assert info["license"] == cv.OPENCLIPART_LICENSE
+    assert info["seed"] == 0
     assert set(info["source_files"]) == {r["FILE_NAME"] for r in rows}
     size = sum(p.stat().st_size for p in demo.rglob("*") if p.is_file())
     assert size <= 8 * 1024 * 1024, f"demo dataset is {size / 2**20:.2f} MiB"
 
 
-def test_build_script_selection_on_a_fake_clipart_tree(tmp_path, monkeypatch, build_script):
-    root = tmp_path / "png"
+def make_clipart_tree(root: Path) -> Path:
+    """Two class folders of 4 drawings on transparent canvases, a blank file and a file whose
+    bytes appear under both classes."""
     rng = np.random.default_rng(0)
     for folder in ("a", "b"):
         (root / folder).mkdir(parents=True)
@@ -412,18 +421,102 @@ def test_build_script_selection_on_a_fake_clipart_tree(tmp_path, monkeypatch, bu
             Image.fromarray(image, "RGBA").save(root / folder / f"{folder}{i}.png")
     Image.new("RGBA", (30, 30), (0, 0, 0, 0)).save(root / "a" / "blank.png")    # unusable
     (root / "b" / "shared.png").write_bytes((root / "a" / "a0.png").read_bytes())  # in 2 classes
-    monkeypatch.setattr(build_script, "CLASSES", (
-        build_script.ClipArtClass("first", ("a",)),
-        build_script.ClipArtClass("second", ("b",), exclude=r"^b3"),
-    ))
-    chosen = build_script.select(root, per_class=3, seed=0, verbose=False)
-    assert list(chosen) == ["first", "second"]
-    picked = {k: sorted(p.name for p, _ in v) for k, v in chosen.items()}
-    assert "a0.png" not in picked["first"] and "shared.png" not in picked["second"]
-    assert picked["first"] == ["a1.png", "a2.png", "a3.png"]
-    assert picked["second"] == ["b0.png", "b1.png", "b2.png"]
+    return root
+
+
+def test_select_openclipart_on_a_fake_tree(tmp_path):
+    root = make_clipart_tree(tmp_path / "png")
+    classes = (cv.ClipArtClass("first", ("a",)), cv.ClipArtClass("second", ("b",), exclude=r"^b3"))
+    picks = cv.select_openclipart(root, per_class=3, seed=0, classes=classes)
+    assert [p.name for p in picks] == ["first", "second"]
+    # a: a0-a3 + blank; b: b0-b2 + shared (b3 excluded); a0/shared are the same bytes: ambiguous
+    assert [(p.candidates, p.unambiguous, p.usable) for p in picks] == [(5, 4, None), (4, 3, None)]
+    picked = {p.name: sorted(path.name for path, _ in p.picked) for p in picks}
+    assert picked == {"first": ["a1.png", "a2.png", "a3.png"],
+                      "second": ["b0.png", "b1.png", "b2.png"]}
     # cropped to the drawing (the transparent canvas around it is dropped)
-    image = dict(chosen["first"])[root / "a" / "a1.png"]
+    image = dict(picks[0].picked)[root / "a" / "a1.png"]
     assert image.mode == "RGB" and image.height < 40 and image.width < 60
+    assert cv.load_clipart(root / "a" / "blank.png") is None
+    # the order of the picks is the seeded shuffle's
+    again = cv.select_openclipart(root, per_class=3, seed=0, classes=classes)
+    assert [[path for path, _ in p.picked] for p in again] == \
+        [[path for path, _ in p.picked] for p in picks]
+
     with pytest.raises(DataError, match="only 3 usable"):
-        build_script.select(root, per_class=4, seed=0, verbose=False)
+        cv.select_openclipart(root, per_class=4, seed=0, classes=classes)
+    loose = cv.select_openclipart(root, per_class=4, seed=0, classes=classes, count_usable=True,
+                                  strict=False)
+    assert [(len(p.picked), p.usable) for p in loose] == [(3, 3), (3, 3)]
+
+
+def test_openclipart_missing_source(tmp_path):
+    with pytest.raises(DataError, match=r"apt-get install openclipart-png.*--source"):
+        cv.convert_openclipart(tmp_path / "x", per_class=2, source=tmp_path / "missing")
+    (tmp_path / "png").mkdir()                    # a folder without the package's categories
+    with pytest.raises(DataError, match=r"png/animals/birds not found"):
+        cv.convert_openclipart(tmp_path / "x", per_class=2, source=tmp_path / "png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["png"]
+
+
+@pytest.fixture(scope="module")
+def clipart_seed0(tmp_path_factory):
+    if not CLIPART_ON_THIS_MACHINE:
+        pytest.skip(f"Debian package openclipart-png not installed ({cv.OPENCLIPART_DIR} absent)")
+    return cv.convert_openclipart(tmp_path_factory.mktemp("clipart") / "oc", per_class=2, seed=0)
+
+
+@needs_clipart
+def test_openclipart_real_source_reproduces_the_demo(clipart_seed0):
+    rows, info = assert_meta_album(clipart_seed0)
+    names = [c.name for c in cv.OPENCLIPART_CLASSES]
+    assert info["categories"] == names and count_by(rows) == {n: 2 for n in names}
+    assert "public-domain" in info["dataset_description"] and "seed 0" in info[
+        "dataset_description"]
+    assert info["license"] == "Public Domain (Open Clip Art Library, Debian openclipart-png)"
+    assert info["seed"] == 0 and "Open Clip Art" in info["dataset_name"]
+    # Seed 0 picks in the demo's order: the first 2 of each class are the demo's first 2, to
+    # the byte (the demo was built earlier, by scripts/build_demo_dataset.py).
+    demo_sources = read_info(cv.DEMO_DIR)["source_files"]
+    assert info["source_files"] == {f: demo_sources[f] for f in info["source_files"]}
+    for r in rows:
+        assert sha(clipart_seed0 / "images" / r["FILE_NAME"]) == \
+            sha(cv.DEMO_DIR / "images" / r["FILE_NAME"]), r["FILE_NAME"]
+
+
+@needs_clipart
+def test_openclipart_other_seed_picks_others(clipart_seed0):
+    # (The same seed picking the same files is shown above: seed 0 matches the demo, built
+    # earlier by another process, and by the fake-tree test.)
+    seed0 = read_info(clipart_seed0)["source_files"]
+    picks = cv.select_openclipart(per_class=2, seed=1)
+    assert [p.name for p in picks] == [c.name for c in cv.OPENCLIPART_CLASSES]
+    assert all(len(p.picked) == 2 for p in picks)
+    # Every class has 40 or more usable files: seed 1 picks another pair than seed 0 in every
+    # class (in fact 39 of its 40 files are not among seed 0's).
+    differ = [p.name for p in picks
+              if {str(path.relative_to(cv.OPENCLIPART_DIR)) for path, _ in p.picked}
+              != {seed0[f"{p.name}_{k:04d}.jpg"] for k in range(2)}]
+    assert len(differ) == 20, differ
+
+
+def test_build_script_is_a_thin_wrapper(tmp_path, monkeypatch, build_script, capsys):
+    calls = []
+
+    def fake_convert(out, per_class, seed, source, overwrite, *, name, builder):
+        calls.append((per_class, seed, source, overwrite, name, builder))
+        return cv.write_meta_album(out, [(np.zeros((8, 8), np.uint8), "x")], name, "d", "l", "s",
+                                   overwrite)
+
+    monkeypatch.setattr(build_script, "convert_openclipart", fake_convert)
+    argv = ["--out", str(tmp_path / "demo"), "--per-class", "3", "--seed", "5",
+            "--source", str(tmp_path)]
+    assert build_script.main(argv) == 0
+    assert calls == [(3, 5, tmp_path, False, "rrrnet demo (Open Clip Art, 20 classes)",
+                      "scripts/build_demo_dataset.py")]
+    assert "wrote" in capsys.readouterr().out
+    monkeypatch.setattr(build_script, "MAX_MB", 0.0)           # the size check
+    with pytest.raises(SystemExit, match="more than 0.0 MB"):
+        build_script.main(argv + ["--overwrite"])
+    with pytest.raises(DataError, match="apt-get install openclipart-png"):
+        build_script.main(["--stats", "--source", str(tmp_path / "missing")])
