@@ -26,6 +26,9 @@ from .errors import ConfigError
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 STAGE_PLANES = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
+# Method [D]'s dropout goes after every activation of these stages (the paper's "last two blocks"
+# of ResNet_1.1.1.1, the part that RRR-Net splits into branches).
+DROPOUT_STAGES = ("layer3", "layer4")
 
 
 class SharedInputConv2d(nn.Conv2d):
@@ -47,8 +50,10 @@ class SharedInputConv2d(nn.Conv2d):
         # several times slower for these shapes (wide groups) on CPU.
         inputs = x.chunk(self.branches, dim=1)
         weights = self.weight.chunk(self.branches, dim=0)
-        return torch.cat([F.conv2d(xi, wi, None, self.stride, self.padding, self.dilation)
-                          for xi, wi in zip(inputs, weights)], dim=1)
+        # A bias appears once BatchNorm is folded in (rrrnet.deploy).
+        biases = [None] * self.branches if self.bias is None else self.bias.chunk(self.branches)
+        return torch.cat([F.conv2d(xi, wi, bi, self.stride, self.padding, self.dilation)
+                          for xi, wi, bi in zip(inputs, weights, biases)], dim=1)
 
 
 def conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
@@ -65,13 +70,26 @@ def downsample(cin: int, cout: int, stride: int, groups: int = 1,
     return nn.Sequential(conv(cin, cout, 1, stride, groups, in_groups), nn.BatchNorm2d(cout))
 
 
-class BasicBlock(nn.Module):
+class _Activated(nn.Module):
+    """The activation both block types share: ReLU, then dropout when the block has a rate."""
+
+    def _set_dropout(self, rate: float) -> None:
+        if not 0 <= rate < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {rate}")
+        self.dropout = nn.Dropout(rate) if rate > 0 else None
+
+    def _activate(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        return x if self.dropout is None else self.dropout(x)
+
+
+class BasicBlock(_Activated):
     """Two 3x3 convolutions (ResNet-18/34)."""
 
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, groups: int = 1,
-                 in_groups: int | None = None):
+                 in_groups: int | None = None, dropout: float = 0.0):
         super().__init__()
         in_groups = groups if in_groups is None else in_groups
         self.conv1 = conv(inplanes, planes, 3, stride, groups, in_groups)
@@ -82,21 +100,22 @@ class BasicBlock(nn.Module):
         out = planes * self.expansion
         self.downsample = (downsample(inplanes, out, stride, groups, in_groups)
                            if stride != 1 or inplanes != out or in_groups != groups else None)
+        self._set_dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = self._activate(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        return self._activate(out + identity)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_Activated):
     """1x1 reduce, 3x3, 1x1 expand by 4, stride on the 3x3 (torchvision's "ResNet v1.5")."""
 
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, groups: int = 1,
-                 in_groups: int | None = None):
+                 in_groups: int | None = None, dropout: float = 0.0):
         super().__init__()
         in_groups = groups if in_groups is None else in_groups
         out = planes * self.expansion
@@ -109,13 +128,14 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = (downsample(inplanes, out, stride, groups, in_groups)
                            if stride != 1 or inplanes != out or in_groups != groups else None)
+        self._set_dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = self._activate(self.bn1(self.conv1(x)))
+        out = self._activate(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return self._activate(out + identity)
 
 
 Block = type[BasicBlock] | type[Bottleneck]
@@ -154,30 +174,36 @@ def arch_spec(arch: str) -> ArchSpec:
 
 
 def make_stage(block: Block, inplanes: int, planes: int, n_blocks: int, stride: int,
-               groups: int = 1, in_groups: int | None = None) -> nn.Sequential:
+               groups: int = 1, in_groups: int | None = None, dropout: float = 0.0) -> nn.Sequential:
     """``n_blocks`` blocks; only the first one strides and changes the channel count."""
-    layers = [block(inplanes, planes, stride, groups, in_groups)]
-    layers += [block(planes * block.expansion, planes, 1, groups) for _ in range(n_blocks - 1)]
+    layers = [block(inplanes, planes, stride, groups, in_groups, dropout)]
+    layers += [block(planes * block.expansion, planes, 1, groups, dropout=dropout)
+               for _ in range(n_blocks - 1)]
     return nn.Sequential(*layers)
 
 
 class ResNet(nn.Module):
-    """ResNet_{x1-x2-x3-x4} of one block type, torchvision's layout and initialisation."""
+    """ResNet_{x1-x2-x3-x4} of one block type, torchvision's layout and initialisation.
 
-    def __init__(self, block: Block, blocks: Sequence[int], num_classes: int = 1000):
+    ``dropout``: a rate for dropout after every activation of :data:`DROPOUT_STAGES` (method [D]).
+    """
+
+    def __init__(self, block: Block, blocks: Sequence[int], num_classes: int = 1000,
+                 dropout: float = 0.0):
         super().__init__()
         if len(blocks) != 4 or any(int(n) < 1 for n in blocks):
             raise ConfigError(f"blocks must be four positive counts, got {tuple(blocks)}")
         self.block = block
         self.blocks = tuple(int(n) for n in blocks)
-        self.num_classes = num_classes
+        self.num_classes, self.dropout = num_classes, dropout
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         inplanes = 64
         for name, planes, n, stride in zip(STAGES, STAGE_PLANES, self.blocks, STAGE_STRIDES):
-            self.add_module(name, make_stage(block, inplanes, planes, n, stride))
+            rate = dropout if name in DROPOUT_STAGES else 0.0
+            self.add_module(name, make_stage(block, inplanes, planes, n, stride, dropout=rate))
             inplanes = planes * block.expansion
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(inplanes, num_classes)
@@ -211,7 +237,7 @@ def init_weights(module: nn.Module) -> None:
 
 
 def resnet(arch: str = "resnet152", blocks: Sequence[int] | None = None,
-           num_classes: int = 1000) -> ResNet:
+           num_classes: int = 1000, dropout: float = 0.0) -> ResNet:
     """A randomly initialised ResNet of ``arch``'s block type with ``blocks`` per stage.
 
     ``blocks`` defaults to the template's own counts; it may not exceed them, since a reduced
@@ -219,7 +245,7 @@ def resnet(arch: str = "resnet152", blocks: Sequence[int] | None = None,
     """
     spec = arch_spec(arch)
     blocks = spec.blocks if blocks is None else check_blocks(spec, blocks)
-    return ResNet(spec.block, blocks, num_classes)
+    return ResNet(spec.block, blocks, num_classes, dropout)
 
 
 def check_blocks(template: ArchSpec | Sequence[int], blocks: Sequence[int]) -> tuple[int, int, int, int]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .cost import cost, measure_latency
+from .experiments.methods import method_setup
 from .model import ModelConfig
 from .train import DataSpec, Recipe, atomic_write, fit, write_json
 from .weights import WEIGHTS_ENV, find_local
@@ -43,19 +44,19 @@ QUICK = DemoBudget(rrr_epochs=2, rrr_ema_epochs=1, baseline_epochs=5, baseline_e
 
 
 def methods(budget: DemoBudget, seed: int) -> dict[str, tuple[ModelConfig, Recipe]]:
+    """Methods [E] and [A] as :mod:`rrrnet.experiments.methods` defines them, on the demo's budget."""
     # Test error in history.csv every 4 epochs: evaluating costs a fifth of an epoch here.
-    base = Recipe(seed=seed, warm_stem_epochs=budget.warm_stem_epochs, eval_every=4)
+    base = Recipe(warm_stem_epochs=budget.warm_stem_epochs, eval_every=4)
     return {
         # [E] RRR-Net: ResNet_1.1.1.1, 8 branches from conv4_1, the paper's recipe.
-        "E: RRR-Net (ResNet_1.1.1.1, 8 branches)": (
-            ModelConfig(blocks=(1, 1, 1, 1), branches=8, seed=seed),
-            dataclasses.replace(base, epochs=budget.rrr_epochs, ema_epochs=budget.rrr_ema_epochs)),
+        "E: RRR-Net (ResNet_1.1.1.1, 8 branches)": method_setup(
+            "E", dataclasses.replace(base, epochs=budget.rrr_epochs,
+                                     ema_epochs=budget.rrr_ema_epochs), seed=seed),
         # [A] last-layer fine-tuning of the full ResNet-152: the whole backbone is the frozen
         # stump. Without augmentation its features are computed once and cached.
-        "A: ResNet-152, last layer fine-tuned": (
-            ModelConfig(blocks=(3, 8, 36, 3), branches=1, split_at="fc", seed=seed),
-            dataclasses.replace(base, epochs=budget.baseline_epochs,
-                                ema_epochs=budget.baseline_ema_epochs, augment_ops=0)),
+        "A: ResNet-152, last layer fine-tuned": method_setup(
+            "A", dataclasses.replace(base, epochs=budget.baseline_epochs,
+                                     ema_epochs=budget.baseline_ema_epochs), seed=seed),
     }
 
 

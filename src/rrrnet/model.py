@@ -37,6 +37,7 @@ class ModelConfig:
     init: str = "aligned"             # "aligned" (ours) or "first" (the authors' release)
     seed: int = 0                     # slicing permutations and new classifier initialisation
     freeze_stump: bool = True
+    dropout: float = 0.0              # method [D]: dropout after every activation of layer3/layer4
     weights: str = field(default="imagenet", compare=False)  # where the backbone came from
 
     def __post_init__(self):
@@ -49,6 +50,9 @@ class ModelConfig:
             raise ConfigError(f"branches must be a positive integer, got {self.branches!r}")
         if self.num_classes < 1:
             raise ConfigError(f"num_classes must be at least 1, got {self.num_classes}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
+                or not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be a rate in [0, 1), got {self.dropout!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -76,16 +80,23 @@ def build(config: ModelConfig | None = None, *, weights: str | os.PathLike | Non
     if weights is not None:
         config = dataclasses.replace(config, weights=str(weights))
     state = resolve(config.weights, config.arch, progress=progress)
+    # Dropout in a frozen stump would never act (it runs in eval mode) but would bias the
+    # re-estimation of its BatchNorm statistics: only a trained stump gets it.
+    stump_dropout = 0.0 if config.freeze_stump else config.dropout
     if state is None:
         with torch.random.fork_rng(devices=[]):  # random initialisation, reproducible by seed
             torch.manual_seed(config.seed)
-            template = resnet(config.arch, config.blocks)
+            template = resnet(config.arch, config.blocks, dropout=stump_dropout)
     else:
         template = resnet(config.arch)
         load_backbone(template, state, origin=f"weights {config.weights!r}")
         template = keep_blocks(template, config.blocks)
+        if stump_dropout:
+            reduced = resnet(config.arch, config.blocks, dropout=stump_dropout)
+            reduced.load_state_dict(template.state_dict())
+            template = reduced
     model = split(template, config.branches, config.split_at, config.num_classes, config.shift,
-                  config.init, config.seed, fused, config.freeze_stump)
+                  config.init, config.seed, fused, config.freeze_stump, config.dropout)
     model.config = dataclasses.replace(config, shift=model.plan.shift)
     return model
 

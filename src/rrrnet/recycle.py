@@ -24,8 +24,8 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
-from .backbone import (STAGES, STAGE_PLANES, STAGE_STRIDES, Block, ResNet, init_weights,
-                       make_stage)
+from .backbone import (DROPOUT_STAGES, STAGES, STAGE_PLANES, STAGE_STRIDES, Block, ResNet,
+                       init_weights, make_stage)
 from .errors import ConfigError
 
 # layer3 (conv4_1) is the paper's split point; layer4 (conv5_1) also; earlier stages work too, and
@@ -82,19 +82,22 @@ class BranchStages(nn.Module):
 
     ``planes`` holds one branch's bottleneck width per split stage. Submodules are named like the
     backbone's (``layer3``, ``layer4``, ``fc``), so a ``groups=1`` instance has exactly the key
-    names of the template's unsplit part.
+    names of the template's unsplit part. ``dropout``: method [D]'s rate after every activation
+    of the stages in :data:`~rrrnet.backbone.DROPOUT_STAGES` (no parameters, so no key changes).
     """
 
     def __init__(self, block: Block, blocks: Sequence[int], planes: Sequence[int], first_stage: int,
-                 in_channels: int, num_classes: int, groups: int = 1):
+                 in_channels: int, num_classes: int, groups: int = 1, dropout: float = 0.0):
         super().__init__()
         self.groups, self.stage_names, self.in_channels = groups, STAGES[first_stage:], in_channels
+        self.dropout = dropout
         inplanes, in_groups = in_channels, 1  # the stump output is read whole by every branch
         features = in_channels                 # what one branch's classifier reads
         for name, n, width, stride in zip(self.stage_names, blocks, planes,
                                           STAGE_STRIDES[first_stage:]):
+            rate = dropout if name in DROPOUT_STAGES else 0.0
             self.add_module(name, make_stage(block, inplanes, width * groups, n, stride,
-                                             groups, in_groups))
+                                             groups, in_groups, rate))
             features = width * block.expansion
             inplanes, in_groups = features * groups, groups
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -415,23 +418,31 @@ class BranchedResNet(nn.Module):
         return [b.state_dict() for b in self.branches.branches]
 
 
-def _branch_modules(block: Block, plan: SplitPlan, in_channels: int, fused: bool) -> nn.Module:
+def _branch_modules(block: Block, plan: SplitPlan, in_channels: int, fused: bool,
+                    dropout: float = 0.0) -> nn.Module:
     first = stage_index(plan.split_at)
     args = (block, plan.blocks[first:], plan.branch_planes, first, in_channels, plan.num_classes)
     if fused:
-        return BranchStages(*args, groups=plan.branches)
-    return LoopedBranches(BranchStages(*args) for _ in range(plan.branches))
+        return BranchStages(*args, groups=plan.branches, dropout=dropout)
+    return LoopedBranches(BranchStages(*args, dropout=dropout) for _ in range(plan.branches))
+
+
+def branch_dropout(model: "BranchedResNet") -> float:
+    """The dropout rate of ``model``'s branches (0: none)."""
+    part = model.branches if model.fused else model.branches.branches[0]
+    return part.dropout
 
 
 def split(template: ResNet, branches: int = 8, split_at: str = "layer3", num_classes: int = 20,
           shift: int | None = None, init: str = "aligned", seed: int = 0, fused: bool = True,
-          freeze_stump: bool = True) -> BranchedResNet:
+          freeze_stump: bool = True, dropout: float = 0.0) -> BranchedResNet:
     """Recycle a (reduced) ResNet into ``branches`` branches from the first block of ``split_at``.
 
     The stump shares the template's modules (no copy); the branches are initialised by slicing
     the template's kernels (:func:`slice_branch_states`), or left at torchvision's random
     initialisation with ``init="random"``. New classifiers are initialised from ``seed``, so the
-    same arguments give the same model.
+    same arguments give the same model. ``dropout``: the branches' rate after every activation
+    of layer3 and layer4 (method [D]); a stump's own dropout comes with the template.
     """
     if init not in INIT_MODES:
         raise ConfigError(f"init must be one of {', '.join(INIT_MODES)}, got {init!r}")
@@ -442,7 +453,7 @@ def split(template: ResNet, branches: int = 8, split_at: str = "layer3", num_cla
     stump = Stump(template, first)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        part = _branch_modules(template.block, plan, stump.out_channels, fused)
+        part = _branch_modules(template.block, plan, stump.out_channels, fused, dropout)
     model = BranchedResNet(stump, part, plan, template.block, freeze_stump)
     if init != "random":
         states = slice_branch_states(template, plan, num_classes, init, seed)
@@ -464,7 +475,8 @@ def convert(model: BranchedResNet, fused: bool) -> BranchedResNet:
     """The same model with the other execution (fused <-> looped), sharing the stump."""
     if model.fused == fused:
         return model
-    part = _branch_modules(model.block, model.plan, model.stump.out_channels, fused)
+    part = _branch_modules(model.block, model.plan, model.stump.out_channels, fused,
+                           branch_dropout(model))
     other = BranchedResNet(model.stump, part, model.plan, model.block, model.freeze_stump)
     load_branch_states(other, model.branch_states())
     return other.train(model.training)

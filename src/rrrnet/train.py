@@ -6,10 +6,12 @@ two random augmentations per image. The frozen stump stays in eval mode; its Bat
 are first re-estimated on the training images. Every branch has its own cross-entropy loss, and
 all branches train in one fused pass per batch with the stump computed once
 (``branch_views="shared"``), or each branch on its own augmentation draw (``"independent"``).
+That is the paper's naive ensemble; ``Recipe.ensemble`` also offers bagging, Snapshot Ensemble and
+Fast Geometric Ensembling (see :mod:`rrrnet.ensembles` for how each maps onto the fused model).
 
 Reproducibility: every random draw of epoch ``e`` (batch order, augmentation of each image and
-view) derives from ``(seed, e)`` alone, so a resumed run repeats exactly what an uninterrupted run
-would have done. The run folder holds ``config.json``, ``history.csv``, ``stump.pt`` (a frozen
+view, dropout masks) derives from ``(seed, e)`` alone, so a resumed run repeats exactly what an
+uninterrupted run would have done. The run folder holds ``config.json``, ``history.csv``, ``stump.pt`` (a frozen
 stump, once), ``checkpoint.pt`` (written atomically after every epoch), and when finished
 ``model.pt`` and ``metrics.json``.
 """
@@ -37,6 +39,9 @@ from tqdm.auto import tqdm
 
 from .augment import normalize, train_transform
 from .data import ImageDataset, Split, load_dataset, micro_split
+from .ensembles import (ENSEMBLES, TRAJECTORY_ENSEMBLES, Indexed, Trajectory, assemble,
+                        bootstrap_weights, check_ensemble, collection_steps, lr_of,
+                        trajectory_model)
 from .errors import ConfigError, RunError
 from .evaluate import collect_logits, ensemble_metrics
 from .model import ModelConfig, build, load, save
@@ -65,10 +70,21 @@ class Recipe:
     num_workers: int = 0
     device: str = "auto"              # auto | cpu | cuda
     channels_last: bool = True        # NHWC tensors: about 20% faster training on CPU here
+    ensemble: str = "naive"           # naive | bagging | snapshot | fge (rrrnet.ensembles)
+    fge_cycle_epochs: int = 4         # FGE: epochs per cycle (Garipov et al.: 2 to 4)
+    fge_lr_high: float = 0.5          # FGE: cycle's highest rate, times lr
+    fge_lr_low: float = 0.005         # FGE: cycle's lowest rate (where models are collected), times lr
 
     def __post_init__(self):
         if self.branch_views not in BRANCH_VIEWS:
             raise ConfigError(f"branch_views must be shared or independent, got {self.branch_views!r}")
+        if self.ensemble not in ENSEMBLES:
+            raise ConfigError(f"ensemble must be one of {', '.join(ENSEMBLES)}, got {self.ensemble!r}")
+        if self.fge_cycle_epochs < 1:
+            raise ConfigError(f"fge_cycle_epochs must be at least 1, got {self.fge_cycle_epochs}")
+        if not 0 < self.fge_lr_low <= self.fge_lr_high:
+            raise ConfigError(f"FGE rates need 0 < fge_lr_low <= fge_lr_high, got "
+                              f"{self.fge_lr_low} and {self.fge_lr_high}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         for name in ("epochs", "batch_size"):
@@ -81,6 +97,11 @@ class Recipe:
     def ema_decay(self, steps_per_epoch: int) -> float:
         """Decay whose averaging window (1 / (1 - decay) steps) spans ``ema_epochs`` epochs."""
         return 1.0 - 1.0 / max(1, self.ema_epochs * steps_per_epoch)
+
+    @property
+    def uses_ema(self) -> bool:
+        """Snapshot and FGE ensemble raw weights at their cycle points, as their papers do."""
+        return self.ema_epochs > 0 and self.ensemble not in TRAJECTORY_ENSEMBLES
 
     @property
     def ema_start(self) -> int:
@@ -224,9 +245,11 @@ def prepare_run(out: Path, config: dict[str, Any], resume: bool, overwrite: bool
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    # Where the run executes may change between an interruption and its resumption.
-    recipe = {k: v for k, v in config["recipe"].items() if k not in ("device", "num_workers")}
-    model = {k: v for k, v in config["model"].items() if k != "weights"}
+    # Where the run executes may change between an interruption and its resumption. Options added
+    # since a run was written take their defaults, which are what that run used.
+    recipe = {k: v for k, v in {**dataclasses.asdict(Recipe()), **config["recipe"]}.items()
+              if k not in ("device", "num_workers")}
+    model = {k: v for k, v in {"dropout": 0.0, **config["model"]}.items() if k != "weights"}
     return {"model": model, "recipe": recipe, "data": config["data"], "classes": config["classes"]}
 
 
@@ -246,13 +269,14 @@ def _rng_states() -> dict[str, Any]:
 
 
 def save_checkpoint(path: Path, epoch: int, model: BranchedResNet, optimizer, ema, history,
-                    setup_seconds: float = 0.0) -> None:
+                    setup_seconds: float = 0.0, trajectory: Trajectory | None = None) -> None:
     # A frozen stump is saved once (stump.pt, after its BatchNorm warm-up); each epoch's
     # checkpoint holds what changes, which for baseline [A] is 40 kB instead of 230 MB.
     payload = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "setup_seconds": setup_seconds,
                "model": averaged_part(model).state_dict(),
                "optimizer": optimizer.state_dict(),
-               "ema": None if ema is None else ema.state_dict(), "history": history}
+               "ema": None if ema is None else ema.state_dict(), "history": history,
+               "trajectory": None if trajectory is None else trajectory.state_dict()}
     atomic_write(path, lambda f: torch.save(payload, f))
 
 
@@ -303,12 +327,18 @@ def warm_stump(model: BranchedResNet, loader: Iterable, passes: int, device: tor
     model.stump.eval()
 
 
-def branch_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def branch_loss(logits: torch.Tensor, labels: torch.Tensor,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
     """The naive ensemble's loss: every branch its own cross-entropy, summed over branches, so
-    each branch receives exactly the gradient it would get if trained alone."""
+    each branch receives exactly the gradient it would get if trained alone.
+
+    ``weights`` ``[b, n]`` (bagging): branch ``k``'s loss is ``sum_i w[k, i] * CE[k, i] / n``,
+    the images' multiplicities in its bootstrap sample (see :mod:`rrrnet.ensembles`).
+    """
     b, n, c = logits.shape
-    per_branch = nn.functional.cross_entropy(logits.reshape(b * n, c), labels.repeat(b),
-                                             reduction="none").view(b, n).mean(dim=1)
+    per_image = nn.functional.cross_entropy(logits.reshape(b * n, c), labels.repeat(b),
+                                            reduction="none").view(b, n)
+    per_branch = per_image.mean(dim=1) if weights is None else (per_image * weights).sum(dim=1) / n
     return per_branch.sum()
 
 
@@ -320,21 +350,27 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def train_epoch(model: BranchedResNet, loader: Iterable, optimizer, ema, device: torch.device,
-                progress: bool, desc: str, forward=None) -> dict[str, float]:
+                progress: bool, desc: str, forward=None, sample_weights: torch.Tensor | None = None,
+                after_step: Callable[[], None] | None = None) -> dict[str, float]:
     """One pass over ``loader``; ``forward`` replaces ``model`` (e.g. ``model.branches`` on
-    cached stump features)."""
+    cached stump features). ``sample_weights`` ``[b, images]`` (bagging): the loader yields
+    ``(x, y, index)`` and each branch's loss is weighted by its row. ``after_step`` runs after
+    every optimiser step (a learning-rate schedule, snapshot collection)."""
     model.train()
     forward = forward or model
     total_loss, seen, wrong, branch_wrong = 0.0, 0, 0, None
-    for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        x, y = _to_device(x, device), y.to(device, non_blocking=True)
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        x, y = _to_device(batch[0], device), batch[1].to(device, non_blocking=True)
         logits = forward(x)
-        loss = branch_loss(logits, y)
+        weights = None if sample_weights is None else sample_weights[:, batch[2].to(device)]
+        loss = branch_loss(logits, y, weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if ema is not None:
             ema.update_parameters(averaged_part(model))
+        if after_step is not None:
+            after_step()
         with torch.no_grad():
             total_loss += loss.item() * y.numel()
             seen += y.numel()
@@ -363,9 +399,13 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
     call (used to test resumption); the checkpoint is left as an interrupted run leaves it.
     """
     out, recipe = Path(out), recipe or Recipe()
+    model_config = model_config or ModelConfig()
+    check_ensemble(recipe.ensemble, model_config.freeze_stump)
     split = data.load()
-    model_config = dataclasses.replace(model_config or ModelConfig(),
-                                       num_classes=len(split.train.classes))
+    model_config = dataclasses.replace(model_config, num_classes=len(split.train.classes))
+    if recipe.ensemble in TRAJECTORY_ENSEMBLES:  # too short a training fails before any file
+        collection_steps(recipe.ensemble, recipe.epochs, math.ceil(len(split.train) /
+                         recipe.batch_size), model_config.branches, recipe.fge_cycle_epochs)
     config = run_config(model_config, recipe, data, split.train.classes)
     resuming = prepare_run(out, config, resume, overwrite)
     if resuming and (out / "metrics.json").exists():
@@ -377,17 +417,21 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
     torch.manual_seed(recipe.seed)
     if resuming:
         checkpoint = load_checkpoint(out / "checkpoint.pt")
-        model = build(model_config, weights="none", progress=progress)  # weights: the checkpoint's
-        if model.freeze_stump:
-            model.stump.load_state_dict(load_checkpoint(out / "stump.pt")["model"])
-        averaged_part(model).load_state_dict(checkpoint["model"])
+        full = build(model_config, weights="none", progress=progress)  # weights: the checkpoint's
+        if full.freeze_stump:
+            full.stump.load_state_dict(load_checkpoint(out / "stump.pt")["model"])
         saved_weights = json.loads((out / "config.json").read_text())["model"]["weights"]
-        model.config = dataclasses.replace(model.config, weights=saved_weights)
+        full.config = dataclasses.replace(full.config, weights=saved_weights)
     else:
-        model = build(model_config, progress=progress)
+        full = build(model_config, progress=progress)
         # As asked (shift None stays None), so a resumption with the same options compares equal.
-        write_json(out / "config.json", {**config, "resolved_shift": model.plan.shift})
+        write_json(out / "config.json", {**config, "resolved_shift": full.plan.shift})
         checkpoint = None
+    # Snapshot and FGE train one branch of the full width; its snapshots fill the slots at the end.
+    trajectory_run = recipe.ensemble in TRAJECTORY_ENSEMBLES
+    model = trajectory_model(full) if trajectory_run else full
+    if checkpoint is not None:
+        averaged_part(model).load_state_dict(checkpoint["model"])
     model.to(device)
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -395,11 +439,12 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
     train_images = ImageDataset(split.train, size=recipe.image_size)
     test_images = ImageDataset(split.test, size=recipe.image_size)
     views = model.num_branches if recipe.branch_views == "independent" else 1
-    train_set = TrainingImages(train_images, recipe.augment_ops, views, recipe.seed)
+    augmented = TrainingImages(train_images, recipe.augment_ops, views, recipe.seed)
+    train_set: Dataset = augmented
     test_loader = _loader(EvalImages(test_images), recipe.batch_size * 2, False)
     if checkpoint is None and model.freeze_stump:
-        train_set.epoch = -1  # warm-up draws of their own
-        warm_stump(model, _loader(train_set, recipe.batch_size, True, _draw_seed(recipe.seed, 10**6),
+        augmented.epoch = -1  # warm-up draws of their own
+        warm_stump(model, _loader(augmented, recipe.batch_size, True, _draw_seed(recipe.seed, 10**6),
                                   recipe.num_workers), recipe.warm_stem_epochs, device, progress)
         stump = {"format": CHECKPOINT_FORMAT, "model": model.stump.state_dict()}
         atomic_write(out / "stump.pt", lambda f: torch.save(stump, f))
@@ -413,10 +458,19 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
                                   progress, "stump features (train)")
         test_loader = _loader(feature_cache(model, test_loader, device, progress,
                                             "stump features (test)"), recipe.batch_size * 2, False)
+    sample_weights = None
+    if recipe.ensemble == "bagging":
+        sample_weights = bootstrap_weights(len(train_set), model.num_branches, recipe.seed).to(device)
+        train_set = Indexed(train_set)
 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps = math.ceil(len(train_set) / recipe.batch_size)
+    trajectory = after_step = None
+    if trajectory_run:
+        trajectory = Trajectory(recipe.ensemble, optimizer, recipe.epochs, steps, full.num_branches,
+                                recipe.fge_cycle_epochs, recipe.fge_lr_high, recipe.fge_lr_low)
+        after_step = lambda: trajectory.after_step(model.branches)  # noqa: E731
     ema, history, start = None, [], 0
     setup_seconds = time.perf_counter() - setup_started  # model, stump warm-up, feature cache
     if checkpoint is not None:
@@ -426,40 +480,53 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
         if checkpoint["ema"] is not None:
             ema = _new_ema(model, recipe, steps)
             ema.load_state_dict(checkpoint["ema"])
+        if trajectory is not None:
+            trajectory.load_state_dict(checkpoint["trajectory"])
 
     epochs = tqdm(range(start, recipe.epochs), desc="epochs", disable=not progress,
                   initial=start, total=recipe.epochs)
     for done, epoch in enumerate(epochs, 1):
         started = time.perf_counter()
-        if ema is None and recipe.ema_epochs > 0 and epoch >= recipe.ema_start:
+        if ema is None and recipe.uses_ema and epoch >= recipe.ema_start:
             ema = _new_ema(model, recipe, steps)
-        if not cached:
-            train_set.epoch = epoch
+        augmented.epoch = epoch
+        torch.manual_seed(_draw_seed(recipe.seed, epoch, 7))  # dropout masks of this epoch
         loader = _loader(train_set, recipe.batch_size, True, _draw_seed(recipe.seed, epoch),
                          recipe.num_workers)
         row = {"epoch": epoch + 1}
         row.update(train_epoch(model, loader, optimizer, ema, device, progress,
-                               f"epoch {epoch + 1}", forward))
+                               f"epoch {epoch + 1}", forward, sample_weights, after_step))
+        if trajectory is not None:
+            row.update(lr=lr_of(optimizer), snapshots=len(trajectory.snapshots))
         if recipe.eval_every and (epoch + 1) % recipe.eval_every == 0:
             row.update(_prefixed("test_", _error_summary(model, test_loader, device, forward)))
         row["seconds"] = round(time.perf_counter() - started, 3)
         history.append(row)
         epochs.set_postfix(loss=f"{row['loss']:.3f}", test_error=row.get("test_error", "-"))
-        save_checkpoint(out / "checkpoint.pt", epoch, model, optimizer, ema, history, setup_seconds)
+        save_checkpoint(out / "checkpoint.pt", epoch, model, optimizer, ema, history, setup_seconds,
+                        trajectory)
         write_history(out / "history.csv", history)
         if stop_after is not None and done >= stop_after and epoch + 1 < recipe.epochs:
             return FitResult(model, {}, history, out)
 
     final = model
-    if ema is not None:
+    if trajectory is not None:
+        full.to(device)
+        if recipe.channels_last:
+            full.to(memory_format=torch.channels_last)
+        final = assemble(full, trajectory.snapshots)
+    elif ema is not None:
         if model.freeze_stump:
             model.branches = ema.module  # the stump never changed: only the branches are averaged
         else:
             final = ema.module
     metrics = evaluate_split(final, split, recipe, device, test_images)  # images: whole model
-    metrics.update(weights_used=model.config.weights, ema=ema is not None,
-                   epochs=recipe.epochs, setup_seconds=round(setup_seconds, 3),
+    metrics.update(weights_used=full.config.weights, ema=ema is not None,
+                   epochs=recipe.epochs, ensemble=recipe.ensemble,
+                   setup_seconds=round(setup_seconds, 3),
                    train_seconds=round(setup_seconds + sum(r["seconds"] for r in history), 3))
+    if trajectory is not None:
+        metrics["snapshot_steps"] = list(trajectory.steps)  # 0-based optimiser steps
     save(final.cpu().to(memory_format=torch.contiguous_format), out / "model.pt")
     write_json(out / "metrics.json", metrics)
     return FitResult(final, metrics, history, out)

@@ -1,0 +1,204 @@
+"""The paper's five models [A]-[E] (Section 4.5, Figure 6) and the configuration file.
+
+Every method shares one training recipe (the paper's, or a tuned one); :func:`method_setup`
+applies each method's own changes on top of it:
+
+* [A] last-layer fine-tuning: the whole backbone (ResNet-152) is the frozen stump, a new
+  classifier is the only trained layer (``split_at="fc"``). Without augmentation its stump
+  features are computed once and cached.
+* [B] all layers of the whole backbone fine-tuned (``freeze_stump=False``), a new classifier.
+* [C] ResNet_1.1.1.1, one branch: the reduced network without splitting (control for [E]).
+* [D] [C] with dropout after every activation of the last two blocks (layer3, layer4), the
+  paper's most favourable rate 0.05 unless given (it tried 0.05 to 0.6, :data:`DROPOUT_RATES`).
+* [E] RRR-Net: ResNet_1.1.1.1 recycled into 8 branches from conv4_1, the naive ensemble.
+
+Anything else (other blocks, branch counts, split points, ensemble methods) is a plain
+``ModelConfig`` / ``Recipe``: custom models need no method name.
+
+A configuration file (JSON, written by ``rrrnet tune``, read by ``fit``/``benchmark --config``)
+holds overrides of the shared recipe and model, and per-method ones::
+
+    {"recipe": {"lr": 0.0005, "epochs": 200},
+     "model": {},
+     "methods": {"D": {"dropout": 0.1}},
+     "source": {"tuned on": "icdar-micro", "trials": 20}}
+
+A method entry's keys are ``Recipe`` or ``ModelConfig`` fields (``seed``, in both, sets both).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..backbone import arch_spec
+from ..errors import ConfigError
+from ..model import ModelConfig
+from ..train import Recipe, write_json
+
+METHODS: dict[str, str] = {
+    "A": "ResNet-152, last layer fine-tuned (frozen backbone, new classifier)",
+    "B": "ResNet-152, all layers fine-tuned",
+    "C": "ResNet_1.1.1.1, one branch (reduced, not split)",
+    "D": "ResNet_1.1.1.1, one branch, dropout after every activation of layer3/layer4",
+    "E": "RRR-Net: ResNet_1.1.1.1 with 8 branches from conv4_1 (naive ensemble)",
+}
+DEFAULT_DROPOUT = 0.05                                  # the paper's best rate for [D]
+DROPOUT_RATES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)    # the rates the paper tried for [D]
+REDUCED = (1, 1, 1, 1)
+CONFIG_SECTIONS = ("recipe", "model", "methods", "source")
+
+_RECIPE_FIELDS = frozenset(f.name for f in dataclasses.fields(Recipe))
+_MODEL_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelConfig)) - {"num_classes"}
+_METHOD_FIELDS = ("blocks", "branches", "split_at", "freeze_stump", "dropout")  # what a method sets
+
+
+def method_setup(method: str, recipe: Recipe | None = None, seed: int = 0,
+                 dropout: float | None = None, weights: str | None = None,
+                 arch: str = "resnet152") -> tuple[ModelConfig, Recipe]:
+    """The model and recipe of ``method`` (A-E): ``recipe`` (default: the paper's) with the
+    method's changes, ``seed`` for both. ``dropout``: [D]'s rate (default 0.05); the other
+    methods have none, so it is not used for them. ``weights``: the backbone's source (default
+    ``imagenet``). ``arch``: the template (default the paper's ResNet-152; [A] and [B] keep all
+    of its blocks)."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose one of "
+                          + "; ".join(f"{k}: {v}" for k, v in METHODS.items()))
+    recipe = dataclasses.replace(recipe or Recipe(), seed=seed)
+    base = ModelConfig(arch=arch, seed=seed, **({} if weights is None else {"weights": weights}))
+    full = arch_spec(arch).blocks
+    if method == "A":
+        # Without augmentation the frozen backbone's features are computed once (train.fit).
+        return (dataclasses.replace(base, blocks=full, branches=1, split_at="fc"),
+                dataclasses.replace(recipe, augment_ops=0))
+    if method == "B":
+        return dataclasses.replace(base, blocks=full, branches=1, split_at="fc",
+                                   freeze_stump=False), recipe
+    if method == "C":
+        return dataclasses.replace(base, blocks=REDUCED, branches=1), recipe
+    if method == "D":
+        rate = DEFAULT_DROPOUT if dropout is None else dropout
+        return dataclasses.replace(base, blocks=REDUCED, branches=1, dropout=rate), recipe
+    return dataclasses.replace(base, blocks=REDUCED, branches=8), recipe
+
+
+def configure(method: str | None, recipe: Recipe, model: ModelConfig,
+              config: dict[str, Any] | None = None, given: Iterable[str] = ()
+              ) -> tuple[ModelConfig, Recipe]:
+    """What a command line asks for, e.g. ``rrrnet fit --method D --config tuned.json --lr 3e-4``.
+
+    ``recipe`` and ``model`` hold every option (typed or default); ``given`` names the fields
+    that were typed. Precedence, lowest first: defaults, the method's setup (it owns blocks,
+    branches, split point, what trains and dropout; the other model fields stay ``model``'s),
+    the configuration file, the typed options.
+    """
+    given = set(given)
+    typed_recipe, typed_model = recipe, model
+    if method is not None:
+        clash = sorted(given & {"blocks", "branches", "split_at"})
+        if clash:
+            raise ConfigError(f"--method {method} sets {', '.join(_flag(c) for c in clash)} "
+                              f"itself; leave {'them' if len(clash) > 1 else 'it'} out, or drop "
+                              f"--method for a custom model")
+        if "dropout" in given and method != "D":
+            raise ConfigError(f"--dropout is method D's rate; method {method} has no dropout "
+                              f"(without --method it applies to a custom model)")
+        own, recipe = method_setup(method, recipe, seed=recipe.seed,
+                                   dropout=model.dropout if "dropout" in given else None,
+                                   weights=model.weights, arch=model.arch)
+        model = dataclasses.replace(model, **{f: getattr(own, f) for f in _METHOD_FIELDS})
+    if config:
+        model, recipe = apply_config(config, method, recipe, model)
+    recipe = dataclasses.replace(recipe, **{f: getattr(typed_recipe, f)
+                                            for f in given & _RECIPE_FIELDS})
+    model = dataclasses.replace(model, **{f: getattr(typed_model, f) for f in given & _MODEL_FIELDS})
+    return model, recipe
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration files.
+# ---------------------------------------------------------------------------------------------
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a configuration file; returns all four sections (empty when absent)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"could not read configuration file {path}: {err}") from None
+    return check_config(data, str(path))
+
+
+def check_config(data: Any, origin: str = "configuration") -> dict[str, Any]:
+    """``data`` with every section present; unknown keys or bad values raise a ConfigError
+    naming ``origin``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a JSON object with sections "
+                          f"{', '.join(CONFIG_SECTIONS)}")
+    _unknown(origin, "", data, CONFIG_SECTIONS)
+    config = {name: data.get(name) or {} for name in CONFIG_SECTIONS}
+    for name, value in config.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"{origin}: section {name!r} must be an object, got {value!r}")
+    _unknown(origin, "recipe.", config["recipe"], _RECIPE_FIELDS)
+    _unknown(origin, "model.", config["model"], _MODEL_FIELDS)
+    _unknown(origin, "methods.", config["methods"], METHODS)
+    for method, entry in config["methods"].items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{origin}: methods.{method} must be an object, got {entry!r}")
+        _unknown(origin, f"methods.{method}.", entry, _RECIPE_FIELDS | _MODEL_FIELDS)
+    # Values are checked by the dataclasses themselves, on top of the defaults.
+    for method in (None, *config["methods"]):
+        try:
+            apply_config(config, method, Recipe(), ModelConfig(weights="none"))
+        except (ConfigError, TypeError, ValueError) as err:
+            where = f" (methods.{method})" if method else ""
+            raise ConfigError(f"{origin}{where}: {err}") from None
+    return config
+
+
+def _unknown(origin: str, prefix: str, section: dict, known) -> None:
+    unknown = sorted(set(section) - set(known))
+    if unknown:
+        raise ConfigError(f"{origin}: unknown key{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(prefix + k for k in unknown)}; known: "
+                          f"{', '.join(sorted(known))}")
+
+
+def write_config_file(path: str | os.PathLike, recipe: dict[str, Any],
+                      model: dict[str, Any] | None = None, methods: dict[str, Any] | None = None,
+                      source: dict[str, Any] | None = None) -> None:
+    """Write a configuration file atomically, after the checks :func:`load_config_file` makes."""
+    path = Path(path)
+    data = {"recipe": dict(recipe), "model": dict(model or {}), "methods": dict(methods or {}),
+            "source": dict(source or {})}
+    check_config(data, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, data)
+
+
+def apply_config(config: dict[str, Any], method: str | None, recipe: Recipe,
+                 model: ModelConfig | None) -> tuple[ModelConfig | None, Recipe]:
+    """``recipe`` and ``model`` with the file's overrides: its ``recipe`` and ``model`` sections,
+    then ``methods[method]`` (last, so a method's own setting wins). ``model`` None stays None
+    (the model sections are then not applied)."""
+    recipe_over = dict(config.get("recipe") or {})
+    model_over = dict(config.get("model") or {})
+    entry = (config.get("methods") or {}).get(method) or {} if method else {}
+    for key, value in entry.items():
+        if key in _RECIPE_FIELDS:
+            recipe_over[key] = value
+        if key in _MODEL_FIELDS:
+            model_over[key] = value
+    recipe = dataclasses.replace(recipe, **recipe_over)
+    if model is not None:
+        model = dataclasses.replace(model, **model_over)  # blocks: a list or "1,1,1,1" both parse
+    return model, recipe
