@@ -49,8 +49,13 @@ def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, split: str = "
     return path, metrics
 
 
-def predict_run(run: str | os.PathLike, images: list[str], k: int = 3) -> list[dict[str, Any]]:
+def predict_run(run: str | os.PathLike, images: list[str], k: int = 3,
+                **deploy: bool) -> list[dict[str, Any]]:
+    """Top-k classes and uncertainty per image, with the fast inference model
+    (:func:`rrrnet.deploy.prepare`; ``deploy`` overrides its options)."""
+    from .deploy import prepare  # deploy reads runs through this module
     model, config = read_run(run)
+    model = prepare(model, image_size=config["recipe"]["image_size"], **deploy)
     size = config["recipe"]["image_size"]
     batch = torch.stack([normalize(read_image(path, size)) for path in images])
     results = predict_images(model, batch, config["classes"], k)

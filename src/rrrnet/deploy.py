@@ -1,0 +1,319 @@
+"""Deployment: make a model fast for inference, time it, and export it.
+
+:func:`prepare` returns an inference copy of a model: eval mode, no gradients, and the deployment
+rewrites, all exact up to float rounding:
+
+* BatchNorm folded into the convolution before it (:func:`fold_batchnorm`, PyTorch's
+  ``fuse_conv_bn_eval``), fused branch convolutions included;
+* strided 1x1 convolutions (the downsamples) run on the subsampled input
+  (:class:`SubsampledConv`): the same arithmetic, which oneDNN runs several times faster for the
+  branches' grouped downsample;
+* optionally channels-last memory format and ``torch.compile``.
+
+:data:`DEFAULTS` is the combination measured fastest on a 2-core CPU at batch 1 and 32
+(``benchmarks/inference.py --variants``, table in docs/inference.md). :func:`latency` times a
+prepared model (optionally against ResNet-152, interleaved); :func:`export` writes TorchScript or
+ONNX and checks the file's outputs against PyTorch.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from .backbone import ARCHS, resnet
+from .cost import compare_latency
+from .errors import ConfigError, RunError
+from .model import ModelConfig, build, load
+from .recycle import BranchedResNet, convert
+from .train import atomic_write, resolve_device
+
+# Measured (docs/inference.md): folding and subsampling always help, channels-last helps at
+# batch 1 and 32 with 2 threads; torch.compile takes minutes to compile on 2 cores and gains
+# nothing measurable on CPU, so it stays opt-in.
+DEFAULTS = {"fold_bn": True, "subsample": True, "channels_last": True, "compile": False}
+
+# (convolution, BatchNorm) attribute pairs of our modules: the stem (ResNet, Stump) and the
+# basic/bottleneck blocks. Downsamples are ``Sequential(conv, BatchNorm)``.
+_CONV_BN = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
+FORMATS = ("torchscript", "onnx")
+SUFFIXES = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
+TOLERANCE = 1e-4        # exported outputs against PyTorch's, absolute, on logits
+ONNX_OPSET = 17
+
+
+# ---------------------------------------------------------------------------------------------
+# Rewrites
+# ---------------------------------------------------------------------------------------------
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` in eval mode with every BatchNorm folded into the convolution before it
+    (the BatchNorm becomes ``nn.Identity``). Fused branch convolutions fold like any other: a
+    BatchNorm over ``b`` branches' channels scales each output channel of the grouped (or
+    :class:`~rrrnet.backbone.SharedInputConv2d`) convolution that feeds it."""
+    model = copy.deepcopy(model).eval()
+    for module in list(model.modules()):
+        for conv_name, bn_name in _CONV_BN:
+            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(module, bn_name, nn.Identity())
+        if (isinstance(module, nn.Sequential) and len(module) == 2
+                and isinstance(module[0], nn.Conv2d) and isinstance(module[1], nn.BatchNorm2d)):
+            module[0], module[1] = fuse_conv_bn_eval(module[0], module[1]), nn.Identity()
+    return model
+
+
+def batchnorm_count(model: nn.Module) -> int:
+    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+class SubsampledConv(nn.Module):
+    """A 1x1 convolution of stride ``s`` as a stride-1 convolution of every ``s``-th pixel.
+
+    Without padding both read exactly the same pixels. oneDNN's strided 1x1 kernels are slow for
+    grouped convolutions at small batches (the fused branches' downsample: 10 ms against 2 ms).
+    """
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.step = tuple(conv.stride)
+        self.conv = conv
+        conv.stride = (1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x[:, :, ::self.step[0], ::self.step[1]])
+
+
+def subsample_strided_pointwise(model: nn.Module) -> nn.Module:
+    """Wrap every strided, unpadded 1x1 convolution of ``model`` (in place) in :class:`SubsampledConv`."""
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if (isinstance(child, nn.Conv2d) and child.kernel_size == (1, 1)
+                    and child.stride != (1, 1) and child.padding == (0, 0)):
+                setattr(module, name, SubsampledConv(child))
+    return model
+
+
+def prepare(model: nn.Module, *, fold_bn: bool = DEFAULTS["fold_bn"],
+            subsample: bool = DEFAULTS["subsample"],
+            channels_last: bool = DEFAULTS["channels_last"], compile: bool = DEFAULTS["compile"],
+            device: str | torch.device = "cpu", image_size: int = 128) -> nn.Module:
+    """An inference copy of ``model`` on ``device``: eval mode, gradients off, and the chosen
+    rewrites. The original model is left untouched; outputs are the same up to rounding.
+
+    ``compile`` runs ``torch.compile`` and one forward pass on an ``image_size`` image, so that a
+    missing compiler fails here, with a clear message, and not in the first prediction.
+    """
+    model = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
+    if subsample:
+        subsample_strided_pointwise(model)
+    model.requires_grad_(False).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile:
+        model = compile_model(model, image_size, device)
+    return model
+
+
+def compile_model(model: nn.Module, image_size: int, device: str | torch.device) -> nn.Module:
+    compiled = torch.compile(model)
+    try:
+        with torch.inference_mode():
+            compiled(torch.zeros(1, 3, image_size, image_size, device=device))
+    except Exception as err:  # inductor raises many types (compiler missing, unsupported op ...)
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(
+            f"torch.compile failed ({type(err).__name__}: {first[:300]}); on CPU it needs a "
+            f"working C++ compiler (g++ or clang, with the Python headers). Leave out --compile "
+            f"(the default, which loses little on CPU).") from None
+    return compiled
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources: a run folder, a model file, or a model
+# ---------------------------------------------------------------------------------------------
+
+def load_source(source: str | os.PathLike | nn.Module | ModelConfig) -> tuple[nn.Module, int | None]:
+    """The model of a run folder (``model.pt``), a model file (``rrrnet build``) or a
+    configuration (built with its ``weights``), with the run's image size when known."""
+    if isinstance(source, nn.Module):
+        return source, None
+    if isinstance(source, ModelConfig):
+        return build(source, progress=False), None
+    path = Path(source)
+    if path.is_dir():
+        from .run import read_run  # run imports evaluation and data code: only when needed
+        model, config = read_run(path)
+        return model, int(config.get("recipe", {}).get("image_size") or 128)
+    if path.is_file():
+        return load(path), None
+    raise RunError(f"{path} is neither a run folder (with model.pt) nor a model file")
+
+
+# ---------------------------------------------------------------------------------------------
+# Latency
+# ---------------------------------------------------------------------------------------------
+
+def latency(source: str | os.PathLike | nn.Module | ModelConfig, *, image_size: int | None = None,
+            batch_size: int = 1, runs: int = 200, warmup: int = 10, device: str = "cpu",
+            threads: int | None = None, compare: str | None = None, looped: bool = False,
+            **options: Any) -> dict[str, Any]:
+    """Per-image inference time of a prepared model (``options``: :func:`prepare`'s), median and
+    95% interval; with ``compare`` (an architecture, e.g. ``resnet152``) that full ResNet with
+    the model's class count, prepared the same way, is measured interleaved in the same run and
+    ``ratio`` says how many times faster the model is. ``looped`` runs the branches one after
+    another (the authors' execution) instead of fused."""
+    device = resolve_device(device)  # "auto"; a clear error when CUDA is asked for but absent
+    model, run_size = load_source(source)
+    description = _describe(model, source)
+    if looped and isinstance(model, BranchedResNet):
+        model = convert(model, fused=False)
+    image_size = image_size or run_size or 128
+    options = {**DEFAULTS, **options}
+    models = {"model": prepare(model, device=device, image_size=image_size, **options)}
+    if compare is not None:
+        if compare not in ARCHS:
+            raise ConfigError(f"--compare takes an architecture ({', '.join(ARCHS)}), "
+                              f"got {compare!r}")
+        classes = (model.plan.num_classes if isinstance(model, BranchedResNet)
+                   else getattr(model, "num_classes", 1000))
+        models[compare] = prepare(resnet(compare, num_classes=classes), device=device,
+                                  image_size=image_size, **options)
+    result = compare_latency(models, image_size, batch_size, runs, warmup, device, threads,
+                             reference=compare)
+    out = {**result["models"]["model"], **{k: v for k, v in result.items()
+                                            if k not in ("models", "ratios")}}
+    out["options"] = options
+    out["execution"] = "looped" if looped else "fused"
+    out["model"] = description
+    if compare is not None:
+        out["compare"] = {"arch": compare, "num_classes": classes, **result["models"][compare]}
+        out["ratio"] = result["ratios"]["model"]["ratio"]
+        out["ratio_ci95"] = result["ratios"]["model"]["ci95"]
+    return out
+
+
+def _describe(model: nn.Module, source: Any) -> str:
+    config = getattr(model, "config", None)
+    where = "" if isinstance(source, (nn.Module, ModelConfig)) else f" from {source}"
+    if config is None:
+        return type(model).__name__ + where
+    return (f"{config.arch} ResNet_{'.'.join(map(str, config.blocks))}, {config.branches} "
+            f"branch{'es' if config.branches != 1 else ''} from {config.split_at}, "
+            f"{config.num_classes} classes{where}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------------------------
+
+def default_export_path(source: str | os.PathLike, format: str) -> Path:
+    path = Path(source)
+    if path.is_dir():
+        return path / "export" / f"model{SUFFIXES[format]}"
+    return path.with_name(path.name.removesuffix(".pt") + SUFFIXES[format])
+
+
+def export(source: str | os.PathLike | nn.Module, path: str | os.PathLike | None = None,
+           format: str = "torchscript", image_size: int | None = None,
+           check_batch: int = 3, **options: Any) -> dict[str, Any]:
+    """Write a deployable model (the :func:`prepare`d one, without ``torch.compile``) as
+    TorchScript or ONNX, then load the file and compare its logits with PyTorch's on random
+    images; a difference above :data:`TOLERANCE` is an error.
+
+    The file's input is ``images``, ``[N, 3, H, W]`` float32 normalised like the training images
+    (any batch size); its output ``logits`` ``[branches, N, classes]``, like ``model(images)``:
+    the ensemble's prediction is the mean over branches of their softmax.
+    """
+    if format not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if path is None:
+        if isinstance(source, nn.Module):
+            raise ConfigError("export of a model object needs an output path")
+        path = default_export_path(source, format)
+    path = Path(path)
+    model, run_size = load_source(source)
+    image_size = image_size or run_size or 128
+    options = {**DEFAULTS, **options, "compile": False}
+    deployed = prepare(model, **options)
+    example = torch.randn(2, 3, image_size, image_size)
+    with warnings.catch_warnings():
+        # The tracer warns that our shape tests become constants (they hold for any batch size,
+        # which check_export verifies), and both exporters announce their deprecation.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        data = _torchscript_bytes(deployed, example) if format == "torchscript" else \
+            _onnx_bytes(deployed, example)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: f.write(data))
+    difference = check_export(model, path, format, image_size, check_batch)
+    return {"path": str(path), "format": format, "image_size": image_size,
+            "options": options, "max_abs_diff": difference, "tolerance": TOLERANCE,
+            "checked_with": "onnxruntime" if format == "onnx" else "torch.jit.load",
+            "bytes": len(data)}
+
+
+def _torchscript_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
+    # Tracing records our Python branches (shared or per-branch input) for this input shape;
+    # the batch dimension stays symbolic.
+    with torch.inference_mode(False), torch.no_grad():
+        traced = torch.jit.freeze(torch.jit.trace(model, example, check_trace=False))
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer)
+    return buffer.getvalue()
+
+
+def _onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
+    try:
+        import onnx  # noqa: F401  (the exporter's own dependency)
+    except ImportError:
+        raise ConfigError("ONNX export needs the onnx package: pip install 'rrrnet[export]'") from None
+    model = model.to(memory_format=torch.contiguous_format)  # ONNX has no memory formats
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=ONNX_OPSET,
+                          input_names=["images"], output_names=["logits"],
+                          dynamic_axes={"images": {0: "batch"}, "logits": {1: "batch"}})
+    return buffer.getvalue()
+
+
+def run_exported(path: str | os.PathLike, format: str, images: torch.Tensor) -> torch.Tensor:
+    """Logits of an exported file on ``images`` (TorchScript with torch, ONNX with onnxruntime)."""
+    if format == "torchscript":
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path), map_location="cpu")(images)
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ConfigError("running an ONNX export needs onnxruntime: pip install "
+                          "'rrrnet[export]'") from None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
+
+
+def check_export(model: nn.Module, path: Path, format: str, image_size: int,
+                 batch: int = 3) -> float:
+    """Largest absolute logit difference between the file and ``model`` (a batch size other than
+    the one traced, so a fixed batch would show); raises :class:`RunError` above tolerance."""
+    images = torch.randn(batch, 3, image_size, image_size,
+                         generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.eval()(images)
+    got = run_exported(path, format, images)
+    if got.shape != expected.shape:
+        raise RunError(f"{path}: exported model gives shape {tuple(got.shape)}, PyTorch "
+                       f"{tuple(expected.shape)}")
+    difference = (got - expected).abs().max().item()
+    if not difference <= TOLERANCE:
+        raise RunError(f"{path}: exported logits differ from PyTorch's by {difference:.2e} "
+                       f"(tolerance {TOLERANCE:.0e})")
+    return difference

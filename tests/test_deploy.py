@@ -1,0 +1,164 @@
+"""Deployment rewrites (BatchNorm folding, subsampled downsamples, channels-last), export to
+TorchScript/ONNX, and the fast path of ``predict``."""
+import copy
+import json
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from conftest import randomize_
+from rrrnet import deploy
+from rrrnet.backbone import SharedInputConv2d, resnet
+from rrrnet.cli import main
+from rrrnet.errors import ConfigError, RunError
+from rrrnet.model import ModelConfig, build, save
+from rrrnet.recycle import convert
+from rrrnet.run import predict_run
+
+TINY = ModelConfig(arch="resnet50", blocks=(1, 1, 1, 1), branches=4, num_classes=5, weights="none")
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return randomize_(build(TINY, progress=False)).eval()
+
+
+def images(n=3, size=32, seed=0):
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def relative_error(a, b):
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@torch.no_grad()
+def test_folded_model_matches_and_has_no_batchnorm(model):
+    x = images()
+    expected = model(x)
+    folded = deploy.fold_batchnorm(model)
+    assert deploy.batchnorm_count(folded) == 0
+    assert deploy.batchnorm_count(model) > 0                      # the original is untouched
+    assert relative_error(folded(x), expected) < 1e-5
+    assert torch.equal(model(x), expected)
+    # the fused branches' shared-input convolutions took a bias from their BatchNorm
+    shared = [m for m in folded.modules() if isinstance(m, SharedInputConv2d)]
+    assert shared and all(m.bias is not None for m in shared)
+
+
+@torch.no_grad()
+def test_folded_model_keeps_one_view_per_branch(model):
+    views = torch.randn(2, TINY.branches, 3, 32, 32)             # the per-branch input path
+    assert relative_error(deploy.fold_batchnorm(model)(views), model(views)) < 1e-5
+
+
+@pytest.mark.parametrize("options", [{}, {"channels_last": False}, {"subsample": False},
+                                     {"fold_bn": False}])
+@torch.no_grad()
+def test_prepare_matches_the_trained_model(model, options):
+    x = images()
+    prepared = deploy.prepare(model, **options)
+    assert relative_error(prepared(x), model(x)) < 1e-5
+    assert not prepared.training and not any(p.requires_grad for p in prepared.parameters())
+    subsampled = [m for m in prepared.modules() if isinstance(m, deploy.SubsampledConv)]
+    # three strided downsamples: layer2 (stump), layer3 (shared input), layer4 (grouped)
+    assert len(subsampled) == (0 if options.get("subsample") is False else 3)
+    assert all(m.conv.stride == (1, 1) and m.step == (2, 2) for m in subsampled)
+    nhwc = prepared.stump.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert nhwc == options.get("channels_last", deploy.DEFAULTS["channels_last"])
+
+
+@torch.no_grad()
+def test_prepare_looped_branches_and_plain_resnet(model):
+    x = images()
+    looped = convert(model, fused=False)
+    assert relative_error(deploy.prepare(looped)(x), model(x)) < 1e-5
+    basic = randomize_(resnet("resnet18", (1, 1, 1, 1), num_classes=7)).eval()
+    prepared = deploy.prepare(basic)
+    assert deploy.batchnorm_count(prepared) == 0
+    assert relative_error(prepared(x), basic(x)) < 1e-5
+
+
+def test_subsampled_conv_equals_strided_conv():
+    conv = nn.Conv2d(6, 8, 1, stride=2, groups=2, bias=True)
+    x = torch.randn(2, 6, 7, 7)                                    # odd size: the last pixel
+    with torch.no_grad():
+        expected = conv(x)
+        got = deploy.SubsampledConv(copy.deepcopy(conv))(x)
+    assert got.shape == expected.shape == (2, 8, 4, 4)
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_compile_failure_is_a_clear_error(model, monkeypatch):
+    def broken(module):
+        def run(x):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+        return run
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(ConfigError, match="C\\+\\+ compiler.*--compile"):
+        deploy.prepare(model, compile=True, image_size=32)
+
+
+@pytest.mark.parametrize("fmt", deploy.FORMATS)
+def test_export_matches_pytorch(model, tmp_path, fmt):
+    path = tmp_path / f"model.{fmt}"
+    r = deploy.export(model, path, fmt, image_size=32)
+    assert path.is_file() and r["path"] == str(path) and r["bytes"] == path.stat().st_size
+    assert r["max_abs_diff"] <= deploy.TOLERANCE
+    x = images(n=5, seed=3)                                        # a batch size not traced
+    got = deploy.run_exported(path, fmt, x)
+    with torch.no_grad():
+        expected = model(x)
+    assert got.shape == (TINY.branches, 5, TINY.num_classes)
+    assert (got - expected).abs().max().item() <= 1e-4
+    assert not list(tmp_path.glob(".*.tmp"))                        # written atomically
+
+
+def test_export_rejects_unknown_format_and_missing_source(model, tmp_path):
+    with pytest.raises(ConfigError, match="--format"):
+        deploy.export(model, tmp_path / "m.x", "tflite")
+    with pytest.raises(RunError, match="neither a run folder"):
+        deploy.export(tmp_path / "missing", None, "onnx")
+
+
+@pytest.fixture
+def run_dir(model, tmp_path):
+    """A finished run folder as ``rrrnet fit`` leaves it (model.pt and config.json)."""
+    run = tmp_path / "run"
+    save(model, run / "model.pt")
+    classes = [f"class_{i}" for i in range(TINY.num_classes)]
+    (run / "config.json").write_text(json.dumps({"model": model.config.to_dict(),
+                                                 "recipe": {"image_size": 32},
+                                                 "classes": classes}))
+    for i in range(2):
+        Image.new("RGB", (40, 40), (60 * i, 120, 200)).save(tmp_path / f"img{i}.png")
+    return run
+
+
+def test_export_cli_from_run_folder(run_dir, capsys):
+    assert main(["export", str(run_dir), "--format", "onnx", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["path"] == str(run_dir / "export" / "model.onnx") and r["image_size"] == 32
+    assert (run_dir / "export" / "model.onnx").is_file() and r["max_abs_diff"] <= 1e-4
+    assert deploy.default_export_path(run_dir / "model.pt", "torchscript") == \
+        run_dir / "model.torchscript.pt"
+    assert main(["export", str(run_dir / "nothing"), "-f", "onnx"]) == 2
+
+
+def test_predict_uses_the_fast_model_with_the_same_answers(run_dir, monkeypatch, capsys):
+    paths = [str(p) for p in sorted(run_dir.parent.glob("img*.png"))]
+    prepared = []
+    original = deploy.prepare
+    monkeypatch.setattr(deploy, "prepare", lambda m, **kw: prepared.append(kw) or original(m, **kw))
+    fast = predict_run(run_dir, paths, k=2)
+    plain = predict_run(run_dir, paths, k=2, fold_bn=False, subsample=False, channels_last=False)
+    assert len(prepared) == 2 and prepared[0] == {"image_size": 32}
+    for f, p in zip(fast, plain):
+        assert [t["class"] for t in f["top"]] == [t["class"] for t in p["top"]]
+        for a, b in zip(f["top"], p["top"]):
+            assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
+    assert main(["predict", str(run_dir), *paths, "--json", "--no-channels-last"]) == 0
+    assert prepared[-1]["channels_last"] is False and prepared[-1]["fold_bn"] is True
+    assert len(json.loads(capsys.readouterr().out)) == 2
