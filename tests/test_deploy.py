@@ -9,7 +9,7 @@ from PIL import Image
 from torch import nn
 
 from conftest import randomize_
-from rrrnet import deploy
+from rrrnet import deploy, fold
 from rrrnet.backbone import SharedInputConv2d, resnet
 from rrrnet.cli import main
 from rrrnet.errors import ConfigError, RunError
@@ -38,9 +38,9 @@ def relative_error(a, b):
 def test_folded_model_matches_and_has_no_batchnorm(model):
     x = images()
     expected = model(x)
-    folded = deploy.fold_batchnorm(model)
-    assert deploy.batchnorm_count(folded) == 0
-    assert deploy.batchnorm_count(model) > 0                      # the original is untouched
+    folded = fold.fold_batchnorm(model)
+    assert fold.batchnorm_count(folded) == 0
+    assert fold.batchnorm_count(model) > 0                      # the original is untouched
     assert relative_error(folded(x), expected) < 1e-5
     assert torch.equal(model(x), expected)
     # the fused branches' shared-input convolutions took a bias from their BatchNorm
@@ -51,7 +51,7 @@ def test_folded_model_matches_and_has_no_batchnorm(model):
 @torch.no_grad()
 def test_folded_model_keeps_one_view_per_branch(model):
     views = torch.randn(2, TINY.branches, 3, 32, 32)             # the per-branch input path
-    assert relative_error(deploy.fold_batchnorm(model)(views), model(views)) < 1e-5
+    assert relative_error(fold.fold_batchnorm(model)(views), model(views)) < 1e-5
 
 
 @pytest.mark.parametrize("options", [{}, {"channels_last": False}, {"subsample": False},
@@ -62,7 +62,7 @@ def test_prepare_matches_the_trained_model(model, options):
     prepared = deploy.prepare(model, **options)
     assert relative_error(prepared(x), model(x)) < 1e-5
     assert not prepared.training and not any(p.requires_grad for p in prepared.parameters())
-    subsampled = [m for m in prepared.modules() if isinstance(m, deploy.SubsampledConv)]
+    subsampled = [m for m in prepared.modules() if isinstance(m, fold.SubsampledConv)]
     # three strided downsamples: layer2 (stump), layer3 (shared input), layer4 (grouped)
     assert len(subsampled) == (0 if options.get("subsample") is False else 3)
     assert all(m.conv.stride == (1, 1) and m.step == (2, 2) for m in subsampled)
@@ -77,7 +77,7 @@ def test_prepare_looped_branches_and_plain_resnet(model):
     assert relative_error(deploy.prepare(looped)(x), model(x)) < 1e-5
     basic = randomize_(resnet("resnet18", (1, 1, 1, 1), num_classes=7)).eval()
     prepared = deploy.prepare(basic)
-    assert deploy.batchnorm_count(prepared) == 0
+    assert fold.batchnorm_count(prepared) == 0
     assert relative_error(prepared(x), basic(x)) < 1e-5
 
 
@@ -86,7 +86,7 @@ def test_subsampled_conv_equals_strided_conv():
     x = torch.randn(2, 6, 7, 7)                                    # odd size: the last pixel
     with torch.no_grad():
         expected = conv(x)
-        got = deploy.SubsampledConv(copy.deepcopy(conv))(x)
+        got = fold.SubsampledConv(copy.deepcopy(conv))(x)
     assert got.shape == expected.shape == (2, 8, 4, 4)
     assert torch.allclose(got, expected, atol=1e-6)
 

@@ -107,6 +107,9 @@ def test_tiny_study_scores_on_validation_images_and_writes_a_config(held_out, tm
     assert config["recipe"]["ema_epochs"] == best["recipe"]["ema_epochs"]
     assert config["source"]["fixed_recipe"] == {"image_size": 32, "warm_stem_epochs": 1,
                                                 "augment_ops": 0}
+    # ... and they travel with the tuned values, so fit/benchmark --config train as the trials did
+    assert {k: config["recipe"][k] for k in ("image_size", "warm_stem_epochs", "augment_ops")} \
+        == config["source"]["fixed_recipe"]
     assert not (tmp_path / "tune" / "runs").exists()  # trial run folders cleaned up
 
 

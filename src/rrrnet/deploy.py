@@ -3,11 +3,11 @@
 :func:`prepare` returns an inference copy of a model: eval mode, no gradients, and the deployment
 rewrites, all exact up to float rounding:
 
-* BatchNorm folded into the convolution before it (:func:`fold_batchnorm`, PyTorch's
-  ``fuse_conv_bn_eval``), fused branch convolutions included;
+* BatchNorm folded into the convolution before it (:func:`~rrrnet.fold.fold_batchnorm`),
+  fused branch convolutions included;
 * strided 1x1 convolutions (the downsamples) run on the subsampled input
-  (:class:`SubsampledConv`): the same arithmetic, which oneDNN runs several times faster for the
-  branches' grouped downsample;
+  (:class:`~rrrnet.fold.SubsampledConv`): the same arithmetic, which oneDNN runs several times
+  faster for the branches' grouped downsample;
 * optionally channels-last memory format and ``torch.compile``.
 
 :data:`DEFAULTS` is the combination measured fastest on a 2-core CPU at batch 1 and 32
@@ -17,7 +17,6 @@ ONNX and checks the file's outputs against PyTorch.
 """
 from __future__ import annotations
 
-import copy
 import io
 import os
 import warnings
@@ -26,11 +25,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .backbone import ARCHS, resnet
 from .cost import compare_latency
 from .errors import ConfigError, RunError
+from .fold import frozen_copy
 from .model import ModelConfig, build, load
 from .recycle import BranchedResNet, convert
 from .train import atomic_write, resolve_device
@@ -40,9 +39,6 @@ from .train import atomic_write, resolve_device
 # nothing measurable on CPU, so it stays opt-in.
 DEFAULTS = {"fold_bn": True, "subsample": True, "channels_last": True, "compile": False}
 
-# (convolution, BatchNorm) attribute pairs of our modules: the stem (ResNet, Stump) and the
-# basic/bottleneck blocks. Downsamples are ``Sequential(conv, BatchNorm)``.
-_CONV_BN = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 FORMATS = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
 TOLERANCE = 1e-4        # exported outputs against PyTorch's, absolute, on logits
@@ -52,55 +48,6 @@ ONNX_OPSET = 17
 # ---------------------------------------------------------------------------------------------
 # Rewrites
 # ---------------------------------------------------------------------------------------------
-
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` in eval mode with every BatchNorm folded into the convolution before it
-    (the BatchNorm becomes ``nn.Identity``). Fused branch convolutions fold like any other: a
-    BatchNorm over ``b`` branches' channels scales each output channel of the grouped (or
-    :class:`~rrrnet.backbone.SharedInputConv2d`) convolution that feeds it."""
-    model = copy.deepcopy(model).eval()
-    for module in list(model.modules()):
-        for conv_name, bn_name in _CONV_BN:
-            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
-                setattr(module, bn_name, nn.Identity())
-        if (isinstance(module, nn.Sequential) and len(module) == 2
-                and isinstance(module[0], nn.Conv2d) and isinstance(module[1], nn.BatchNorm2d)):
-            module[0], module[1] = fuse_conv_bn_eval(module[0], module[1]), nn.Identity()
-    return model
-
-
-def batchnorm_count(model: nn.Module) -> int:
-    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
-class SubsampledConv(nn.Module):
-    """A 1x1 convolution of stride ``s`` as a stride-1 convolution of every ``s``-th pixel.
-
-    Without padding both read exactly the same pixels. oneDNN's strided 1x1 kernels are slow for
-    grouped convolutions at small batches (the fused branches' downsample: 10 ms against 2 ms).
-    """
-
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        self.step = tuple(conv.stride)
-        self.conv = conv
-        conv.stride = (1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x[:, :, ::self.step[0], ::self.step[1]])
-
-
-def subsample_strided_pointwise(model: nn.Module) -> nn.Module:
-    """Wrap every strided, unpadded 1x1 convolution of ``model`` (in place) in :class:`SubsampledConv`."""
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if (isinstance(child, nn.Conv2d) and child.kernel_size == (1, 1)
-                    and child.stride != (1, 1) and child.padding == (0, 0)):
-                setattr(module, name, SubsampledConv(child))
-    return model
-
 
 def prepare(model: nn.Module, *, fold_bn: bool = DEFAULTS["fold_bn"],
             subsample: bool = DEFAULTS["subsample"],
@@ -112,12 +59,7 @@ def prepare(model: nn.Module, *, fold_bn: bool = DEFAULTS["fold_bn"],
     ``compile`` runs ``torch.compile`` and one forward pass on an ``image_size`` image, so that a
     missing compiler fails here, with a clear message, and not in the first prediction.
     """
-    model = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
-    if subsample:
-        subsample_strided_pointwise(model)
-    model.requires_grad_(False).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = frozen_copy(model, fold_bn, subsample, channels_last).to(device)
     if compile:
         model = compile_model(model, image_size, device)
     return model

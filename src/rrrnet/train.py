@@ -44,6 +44,7 @@ from .ensembles import (ENSEMBLES, TRAJECTORY_ENSEMBLES, Indexed, Trajectory, as
                         trajectory_model)
 from .errors import ConfigError, RunError
 from .evaluate import collect_logits, ensemble_metrics
+from .fold import frozen_copy
 from .model import ModelConfig, build, load, save
 from .recycle import BranchedResNet
 
@@ -449,14 +450,15 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
         stump = {"format": CHECKPOINT_FORMAT, "model": model.stump.state_dict()}
         atomic_write(out / "stump.pt", lambda f: torch.save(stump, f))
 
+    fast = with_folded_stump(model, recipe.channels_last)
     # A frozen stump on unaugmented images computes the same features every epoch: compute
     # them once and train the branches on them (e.g. last-layer fine-tuning of a full backbone).
     cached = model.freeze_stump and recipe.augment_ops == 0 and views == 1
-    forward = model.branches if cached else None
+    forward = model.branches if cached else fast
     if cached:
-        train_set = feature_cache(model, _loader(train_set, recipe.batch_size * 2, False), device,
+        train_set = feature_cache(fast, _loader(train_set, recipe.batch_size * 2, False), device,
                                   progress, "stump features (train)")
-        test_loader = _loader(feature_cache(model, test_loader, device, progress,
+        test_loader = _loader(feature_cache(fast, test_loader, device, progress,
                                             "stump features (test)"), recipe.batch_size * 2, False)
     sample_weights = None
     if recipe.ensemble == "bagging":
@@ -588,6 +590,18 @@ def _number(text: str):
             return float(text)
         except ValueError:
             return text
+
+
+def with_folded_stump(model: BranchedResNet, channels_last: bool) -> BranchedResNet:
+    """What training runs: ``model`` itself, or for a frozen stump, which never changes after its
+    BatchNorm warm-up, the same branches behind a copy of the stump with BatchNorm folded and
+    strided 1x1 convolutions subsampled (:func:`rrrnet.fold.frozen_copy`: exact up to float
+    rounding, about a quarter less stump time on CPU). The model that is saved, averaged and
+    finally evaluated keeps its own stump."""
+    if not model.freeze_stump:
+        return model
+    stump = frozen_copy(model.stump, channels_last=channels_last)
+    return BranchedResNet(stump, model.branches, model.plan, model.block, freeze_stump=True)
 
 
 def feature_cache(model: BranchedResNet, loader: DataLoader, device: torch.device,

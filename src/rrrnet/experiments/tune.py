@@ -330,8 +330,8 @@ def best_summary(study, method: str, spec: DataSpec, storage: str | None) -> dic
     """best.json: the best completed trial, its recipe fields and where they came from."""
     best = study.best_trial
     params = dict(best.params)
-    recipe = {"lr": params["lr"], "weight_decay": params["weight_decay"],
-              "epochs": params["epochs"], "ema_epochs": best.user_attrs["ema_epochs"]}
+    tuned = {"lr": params["lr"], "weight_decay": params["weight_decay"],
+             "epochs": params["epochs"], "ema_epochs": best.user_attrs["ema_epochs"]}
     source = {"tool": "rrrnet tune", "dataset": spec.root, "split":
               f"{spec.train} train / {spec.test} validation images per class",
               "method": method, "trials": len(finished(study)), "best_trial": best.number,
@@ -340,10 +340,13 @@ def best_summary(study, method: str, spec: DataSpec, storage: str | None) -> dic
     source.update({key: settings.get(key) for key in ("seed", "arch", "weights", "model_overrides")
                    if settings.get(key) is not None})  # None: the method's default
     default = _jsonable(dataclasses.asdict(Recipe()))
+    # Settings the tuned values go with (e.g. a smaller image_size, a shorter BatchNorm warm-up)
+    # travel with them into the config file; where a trial ran (device, workers) does not.
     fixed = {k: v for k, v in settings.get("base_recipe", {}).items()
-             if k != "seed" and v != default.get(k)}
-    if fixed:  # settings the tuned values go with, e.g. a smaller image_size
+             if k not in ("seed", "device", "num_workers") and v != default.get(k)}
+    if fixed:
         source["fixed_recipe"] = fixed
+    recipe = {**fixed, **tuned}
     return {"method": method, "trial": best.number, "validation_error": best.value,
             "validation_nll": best.user_attrs.get("val_nll"), "params": params,
             "recipe": recipe, "source": source}
