@@ -7,7 +7,6 @@ found locally, else the offline ``astra-ct`` ResNet-152, else random initialisat
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 import warnings
@@ -19,7 +18,7 @@ from typing import Any
 from .cost import cost, measure_latency
 from .experiments.methods import method_setup
 from .model import ModelConfig
-from .train import DataSpec, Recipe, atomic_write, fit, write_json
+from .train import DataSpec, Recipe, atomic_write, fit, write_csv, write_json
 from .weights import WEIGHTS_ENV, find_local
 
 
@@ -104,12 +103,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 def write_report(out: Path, rows: list[dict[str, Any]]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", rows)
-
-    def write_csv(f):
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    atomic_write(out / "results.csv", write_csv, mode="w")
+    write_csv(out / "results.csv", rows)
     text = (f"# rrrnet demo\n\nEmbedded dataset (20 clip-art classes, 20 train / 20 test images "
             f"per class, 128x128); weights: {rows[0]['weights']}.\n\n{format_rows(rows)}\n")
     atomic_write(out / "report.md", lambda f: f.write(text), mode="w")

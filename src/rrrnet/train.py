@@ -213,6 +213,20 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write(path, lambda f: f.write(json.dumps(data, indent=2) + "\n"), mode="w")
 
 
+def write_csv(path: Path, rows: Iterable[dict[str, Any]], columns: Iterable[str] | None = None
+              ) -> None:
+    """``rows`` as CSV, atomically. ``columns``: these in this order, other keys left out;
+    default: every key of the rows, in order of first appearance."""
+    rows = list(rows)
+    columns = list(dict.fromkeys(k for row in rows for k in row) if columns is None else columns)
+
+    def write(f):
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write(path, write, mode="w")
+
+
 def run_config(model: ModelConfig, recipe: Recipe, data: DataSpec,
                classes: Iterable[str] = ()) -> dict[str, Any]:
     return {"model": model.to_dict(), "recipe": dataclasses.asdict(recipe),
@@ -293,15 +307,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    if not history:
-        return
-    fields = list(dict.fromkeys(k for row in history for k in row))
-
-    def write(f):
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(history)
-    atomic_write(path, write, mode="w")
+    if history:
+        write_csv(path, history)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from ..errors import ConfigError, RRRNetError, RunError
 from ..model import ModelConfig
 from ..report.benchmark_figures import write_figures
 from ..report.stats import dataset_intervals, method_summary, wilcoxon_against
-from ..train import DataSpec, Recipe, atomic_write, fit, write_json
+from ..train import DataSpec, Recipe, atomic_write, fit, write_csv, write_json
 from .executors import LocalExecutor
 
 CELL_FORMAT = "rrrnet-benchmark-cell/1"
@@ -312,7 +312,7 @@ def collect_rows(out: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def write_results(out: Path, rows: Sequence[dict[str, Any]]) -> None:
-    write_csv(Path(out) / "results.csv", rows, RESULT_COLUMNS)
+    write_table(Path(out) / "results.csv", rows, RESULT_COLUMNS)
 
 
 def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -342,8 +342,8 @@ def build_report(out: str | os.PathLike, rows: Sequence[dict[str, Any]] | None =
     methods = method_summary(rows, reference)
     per_dataset = dataset_intervals(rows)
     tests = wilcoxon_against(rows, reference) if any(r["method"] == reference for r in rows) else {}
-    write_csv(out / "summary.csv", methods, list(methods[0]))
-    write_csv(out / "per_dataset.csv", per_dataset, list(per_dataset[0]))
+    write_table(out / "summary.csv", methods, list(methods[0]))
+    write_table(out / "per_dataset.csv", per_dataset, list(per_dataset[0]))
     write_json(out / "summary.json", _json_safe({"reference": reference, "methods": methods,
                                                  "per_dataset": per_dataset, "wilcoxon": tests}))
     text = summary_markdown(methods, per_dataset, tests, reference)
@@ -377,12 +377,9 @@ def summary_markdown(methods: list[dict[str, Any]], per_dataset: list[dict[str, 
     return "\n".join(lines) + "\n"
 
 
-def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    def write(f):
-        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({k: _csv_value(row.get(k)) for k in columns} for row in rows)
-    atomic_write(path, write, mode="w")
+def write_table(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """``columns`` of ``rows``; missing and NaN values as empty cells."""
+    write_csv(path, ({k: _csv_value(row.get(k)) for k in columns} for row in rows), columns)
 
 
 def _csv_value(value: Any) -> Any:

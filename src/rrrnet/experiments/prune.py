@@ -50,7 +50,7 @@ from ..backbone import ResNet, STAGES, arch_spec, resnet
 from ..cost import backbone_cost, compare_latency, paired_ratio, summarize
 from ..errors import ConfigError
 from ..reduce import forward_order, keep_blocks
-from ..train import atomic_write, write_json
+from ..train import write_csv, write_json
 
 GRANULARITIES = ("element", "channel", "block")
 DEFAULT_SPARSITIES = tuple(i / 10 for i in range(10))
@@ -388,13 +388,8 @@ def environment() -> dict[str, Any]:
 def write_results(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> StudyResult:
     """CSV, JSON (rows and how they were measured) and PNG, each written atomically."""
     from ..report.pruning import plot_pruning
-
-    def write_csv(f):
-        writer = csv.DictWriter(f, fieldnames=list(FIELDS))
-        writer.writeheader()
-        writer.writerows(rows)
     paths = out / CSV_NAME, out / JSON_NAME, out / PNG_NAME
-    atomic_write(paths[0], write_csv, mode="w")
+    write_csv(paths[0], rows, FIELDS)
     write_json(paths[1], {**meta, "rows": rows})
     plot_pruning(rows, paths[2])
     return StudyResult(rows, out, *paths)

@@ -21,7 +21,6 @@ the last and of the selected step) and ``seed-N/control-Eep/`` (a ``train.fit`` 
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -47,8 +46,8 @@ from ..recycle import BranchedResNet
 from ..reduce import DEFAULT_BLOCKS, ORDERS, forward_order
 from ..report.curves import plot_selection
 from ..report.stats import mean_ci
-from ..train import (DataSpec, Recipe, TrainingImages, _loader, atomic_write, evaluate_split, fit,
-                     resolve_device, train_epoch, write_json)
+from ..train import (DataSpec, Recipe, TrainingImages, _loader, evaluate_split, fit,
+                     resolve_device, train_epoch, write_csv, write_json)
 
 DEFAULT_EPSILON = 0.01       # the paper gives no value: stop below a 1% relative gain
 STEPS_FORMAT = "rrrnet-selection-steps/1"
@@ -317,10 +316,10 @@ def select_blocks(data: DataSpec, out: str | os.PathLike, *, arch: str = "resnet
     summary = summarize_curve(rows)
     selection_json = _selection_json(runs, controls, epsilon, order, stop, reference_accuracy,
                                      score_on, recipe.epochs)
-    _write_csv(out / "curve.csv", rows)
-    _write_csv(out / "curve_summary.csv", summary)
+    write_csv(out / "curve.csv", rows)
+    write_csv(out / "curve_summary.csv", summary)
     if controls:
-        _write_csv(out / "control.csv", controls)
+        write_csv(out / "control.csv", controls)
     write_json(out / "selection.json", selection_json)
     plot_selection(summary, out / "curve.png", selection_json.get("control"),
                    sum(selection_json["chosen_blocks"]),
@@ -505,16 +504,6 @@ def _model_name(step: int) -> str:
 
 def _name(blocks: Sequence[int]) -> str:
     return ".".join(map(str, blocks))
-
-
-def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-
-    def write(f):
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    atomic_write(path, write, mode="w")
 
 
 __all__ = ["DEFAULT_EPSILON", "Selection", "SelectionReport", "StepResult", "StepTrainer",

@@ -9,7 +9,6 @@ and ``sweep.png``. A rerun with ``resume`` reads finished runs back and continue
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from ..errors import ConfigError, RunError
 from ..model import ModelConfig
 from ..report.curves import plot_sweep
 from ..report.stats import mean_ci
-from ..train import DataSpec, Recipe, atomic_write, fit, write_json
+from ..train import DataSpec, Recipe, fit, write_csv, write_json
 
 PAPER_BRANCHES = (1, 2, 4, 8, 16, 32, 64, 128)
 OUTPUT_FILES = ("sweep.csv", "sweep_summary.csv", "sweep.json", "sweep.png")
@@ -63,9 +62,9 @@ def sweep_branches(data: DataSpec, out: str | os.PathLike,
                          dataclasses.replace(recipe, seed=seed), resume=resume,
                          overwrite=overwrite, progress=progress)
             runs.append(_run_row(b, seed, result.metrics, costs[b], folder, out))
-            _write_csv(out / "sweep.csv", runs)  # what is finished, as soon as it is
+            write_csv(out / "sweep.csv", runs)  # what is finished, as soon as it is
     summary = summarize(runs)
-    _write_csv(out / "sweep_summary.csv", summary)
+    write_csv(out / "sweep_summary.csv", summary)
     write_json(out / "sweep.json", {"branches": list(counts), "seeds": list(seeds),
                                     "epochs": recipe.epochs, "summary": summary})
     plot_sweep(summary, out / "sweep.png",
@@ -117,14 +116,6 @@ def _prepare(out: Path, resume: bool, overwrite: bool) -> None:
         raise RunError(f"{out} already holds a sweep ({', '.join(present)}); pass --resume to "
                        f"continue it or --overwrite to start again, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-
-
-def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    def write(f):
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    atomic_write(path, write, mode="w")
 
 
 __all__ = ["PAPER_BRANCHES", "SweepResult", "summarize", "sweep_branches"]

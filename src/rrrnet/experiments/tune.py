@@ -19,7 +19,6 @@ kept in a database: running the same command again continues it up to ``trials``
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import os
@@ -30,7 +29,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model import ModelConfig
-from ..train import DataSpec, Recipe, atomic_write, fit, write_json
+from ..train import DataSpec, Recipe, fit, write_csv, write_json
 
 DEFAULT_METHOD = "E"
 DROPOUT_METHOD = "D"
@@ -366,13 +365,7 @@ def trial_row(trial) -> dict[str, Any]:
 
 
 def write_trials_csv(path: Path, study) -> None:
-    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
-
-    def write(f):
-        writer = csv.DictWriter(f, fieldnames=TRIAL_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    atomic_write(path, write, mode="w")
+    write_csv(path, (trial_row(t) for t in study.get_trials(deepcopy=False)), TRIAL_FIELDS)
 
 
 def _jsonable(data: Any) -> Any:
