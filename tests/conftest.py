@@ -27,6 +27,14 @@ def randomize_(module: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
     return module
 
 
+def read_csv(path) -> list[dict[str, str]]:
+    """A CSV file's rows as dicts of strings."""
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def make_meta_album(root, classes: int = 4, per_class: int = 12, size: int = 32, seed: int = 0):
     """A small learnable Meta-Album dataset: each class a colour and a shape, with noise."""
     import csv

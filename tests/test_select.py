@@ -1,10 +1,9 @@
-import csv
 import json
 
 import pytest
 import torch
 
-from conftest import make_meta_album, randomize_
+from conftest import make_meta_album, randomize_, read_csv
 from rrrnet.backbone import resnet
 from rrrnet.cli import main
 from rrrnet.errors import ConfigError, RunError
@@ -123,11 +122,6 @@ def tiny_data(tmp_path_factory):
     return DataSpec(root=str(root), train=3, test=3)
 
 
-def _rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 @pytest.fixture(scope="module")
 def selected(tiny_data, tmp_path_factory):
     """A tiny real selection with its control: resnet18, 32 px, one epoch per step."""
@@ -141,7 +135,7 @@ def test_tiny_selection_writes_curve_selection_and_control_and_resumes(tiny_data
                                                                        monkeypatch):
     out, rep = selected
     # gain (anything <= 1) < 10: the first addition stops the selection, after two steps
-    rows = _rows(out / "curve.csv")
+    rows = read_csv(out / "curve.csv")
     assert [r["blocks"] for r in rows] == ["1.1.1.1", "2.1.1.1"]
     assert [r["decision"] for r in rows] == ["start", "stop"]
     assert [int(r["epochs_so_far"]) for r in rows] == [1, 2]
@@ -153,7 +147,7 @@ def test_tiny_selection_writes_curve_selection_and_control_and_resumes(tiny_data
     assert selection["chosen_blocks"] == [1, 1, 1, 1] and selection["stopped_at"] == 1
     assert selection["reference_accuracy"] == acc0 and selection["epsilon"] == 10.0
     # the control: the start model trained once for both steps' epochs
-    control = _rows(out / "control.csv")
+    control = read_csv(out / "control.csv")
     assert control[0]["epochs"] == "2" and (out / "seed-0" / "control-2ep" / "metrics.json").exists()
     assert selection["control"]["mean_error"] == pytest.approx(float(control[0]["error"]))
     assert (out / "curve.png").stat().st_size > 0 and rep.summary[0]["seeds"] == 1
@@ -180,7 +174,7 @@ def test_tiny_selection_writes_curve_selection_and_control_and_resumes(tiny_data
                   recipe=TINY_RECIPE, resume=True, progress=False)
     # resnet18 is 2.2.2.2: three more steps, each from the previous model (the first loaded)
     assert trained == [((2, 2, 1, 1), True), ((2, 2, 2, 1), True), ((2, 2, 2, 2), True)]
-    rows = _rows(out / "curve.csv")
+    rows = read_csv(out / "curve.csv")
     assert [r["decision"] for r in rows] == ["start", "stop", "beyond", "beyond", "beyond"]
     assert [float(r["accuracy"]) for r in rows[:2]] == [acc0, acc1]  # finished steps kept
     selection = json.loads((out / "selection.json").read_text())

@@ -1,9 +1,8 @@
-import csv
 import json
 
 import pytest
 
-from conftest import make_meta_album
+from conftest import make_meta_album, read_csv
 from rrrnet import train
 from rrrnet.cli import main, seed_list
 from rrrnet.cost import cost
@@ -23,22 +22,17 @@ def tiny_data(tmp_path_factory):
     return DataSpec(root=str(root), train=3, test=3)
 
 
-def _rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def test_tiny_sweep_writes_runs_and_t_interval_summary_and_resumes(tiny_data, tmp_path,
                                                                   monkeypatch):
     out = tmp_path / "sweep"
     result = sweep_branches(tiny_data, out, (1, 2), (0, 1), TINY_MODEL, TINY_RECIPE,
                             progress=False)
-    runs = _rows(out / "sweep.csv")
+    runs = read_csv(out / "sweep.csv")
     assert [(int(r["branches"]), int(r["seed"])) for r in runs] == [(1, 0), (1, 1), (2, 0), (2, 1)]
     for r in runs:  # every row is its run folder's final test error
         metrics = json.loads((out / r["run"] / "metrics.json").read_text())
         assert float(r["error"]) == metrics["error"] and metrics["branches"] == int(r["branches"])
-    summary = _rows(out / "sweep_summary.csv")
+    summary = read_csv(out / "sweep_summary.csv")
     assert [int(s["branches"]) for s in summary] == [1, 2]
     for s in summary:
         errors = [float(r["error"]) for r in runs if r["branches"] == s["branches"]]
