@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_meta_album
+from conftest import make_meta_album, randomize_
 from rrrnet.errors import ConfigError, RunError
 from rrrnet.model import ModelConfig, build, load
-from rrrnet.train import DataSpec, Recipe, branch_loss, fit, load_checkpoint
+from rrrnet.fold import batchnorm_count
+from rrrnet.train import (DataSpec, Recipe, branch_loss, fit, load_checkpoint,
+                          with_folded_stump)
 
 TINY_MODEL = ModelConfig(arch="resnet18", blocks=(1, 1, 1, 1), branches=2, weights="none")
 TINY_RECIPE = Recipe(epochs=3, batch_size=8, ema_epochs=2, warm_stem_epochs=1, image_size=32,
@@ -34,6 +36,27 @@ def test_ema_window_spans_the_last_epochs():
     # the weight of an update 60 epochs back has fallen to about 1/e
     assert decay ** (60 * 13) == pytest.approx(0.3677, abs=1e-3)
     assert Recipe(epochs=10, ema_epochs=60).ema_start == 0
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_training_runs_the_frozen_stump_folded_with_the_same_outputs(channels_last):
+    model = randomize_(build(ModelConfig(arch="resnet50", blocks=(1, 1, 1, 1), branches=4,
+                                         num_classes=5, weights="none")))
+    model.train()  # branches in train mode, the frozen stump stays in eval
+    fast = with_folded_stump(model, channels_last)
+    assert fast.branches is model.branches                   # the trained part is shared
+    assert batchnorm_count(fast.stump) == 0 < batchnorm_count(model.stump)
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(fast.stump(x), model.stump(x), rtol=1e-4, atol=1e-4)
+        model.eval()
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-4)
+        views = torch.randn(2, 4, 3, 64, 64)                 # one view per branch
+        torch.testing.assert_close(fast(views), model(views), rtol=1e-4, atol=1e-4)
+    # A trained stump is run as it is.
+    trained = build(ModelConfig(arch="resnet18", blocks=(1, 1, 1, 1), branches=2,
+                                freeze_stump=False, weights="none"))
+    assert with_folded_stump(trained, channels_last) is trained
 
 
 def test_branch_loss_is_the_sum_of_per_branch_cross_entropies():
