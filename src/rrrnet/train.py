@@ -23,6 +23,7 @@ import json
 import math
 import os
 import random
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -233,23 +234,34 @@ def run_config(model: ModelConfig, recipe: Recipe, data: DataSpec,
             "data": dataclasses.asdict(data), "classes": list(classes)}
 
 
-def prepare_run(out: Path, config: dict[str, Any], resume: bool, overwrite: bool) -> bool:
-    """Check the run folder; returns True when a checkpoint is to be resumed."""
+def claim_folder(out: Path, files: Iterable[str], resume: bool, overwrite: bool, what: str,
+                 folders: Iterable[str] = ()) -> list[str]:
+    """Make ``out`` ready for a run, sweep or selection: with ``overwrite`` its earlier outputs
+    (``files``, and folders matching the ``folders`` patterns) are removed; without ``resume``
+    any of them is refused, naming ``what`` they are. Returns those left to resume from."""
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
-    present = [name for name in RUN_FILES if (out / name).exists()]
+    present = [out / name for name in files if (out / name).exists()]
+    if out.is_dir():
+        present += [p for pattern in folders for p in sorted(out.glob(pattern))]
     if overwrite:
-        for name in present:
-            (out / name).unlink()
+        for path in present:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
         present = []
-    if not present:
-        out.mkdir(parents=True, exist_ok=True)
-        return False
+    if present and not resume:
+        raise RunError(f"{out} already holds {what} ({', '.join(p.name for p in present)}); pass "
+                       f"--resume to continue it or --overwrite to start again, or choose "
+                       f"another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return [p.name for p in present]
+
+
+def prepare_run(out: Path, config: dict[str, Any], resume: bool, overwrite: bool) -> bool:
+    """Check the run folder; returns True when a checkpoint is to be resumed."""
     finished = (out / "metrics.json").exists()
-    if not resume:
-        what = "a finished run" if finished else "an unfinished run"
-        raise RunError(f"{out} already holds {what} ({', '.join(present)}); pass --resume to "
-                       f"continue it or --overwrite to start again, or choose another --out")
+    what = "a finished run" if finished else "an unfinished run"
+    if not claim_folder(out, RUN_FILES, resume, overwrite, what):
+        return False
     saved = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else None
     if saved is not None and _comparable(saved) != _comparable(config):
         raise RunError(f"{out} holds a run of another configuration; --resume needs the same "

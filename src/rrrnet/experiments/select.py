@@ -25,7 +25,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from ..recycle import BranchedResNet
 from ..reduce import DEFAULT_BLOCKS, ORDERS, forward_order
 from ..report.curves import plot_selection
 from ..report.stats import mean_ci
-from ..train import (DataSpec, Recipe, TrainingImages, _loader, evaluate_split, fit,
+from ..train import (DataSpec, Recipe, TrainingImages, _loader, claim_folder, evaluate_split, fit,
                      resolve_device, train_epoch, write_csv, write_json)
 
 DEFAULT_EPSILON = 0.01       # the paper gives no value: stop below a 1% relative gain
@@ -449,26 +448,14 @@ class _Costs(dict):
 
 
 def _prepare(out: Path, config: dict[str, Any], resume: bool, overwrite: bool) -> None:
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other")
-    present = [name for name in OUTPUT_FILES if (out / name).exists()]
-    seed_dirs = sorted(out.glob("seed-*")) if out.is_dir() else []
-    if overwrite:
-        for name in present:
-            (out / name).unlink()
-        for folder in seed_dirs:
-            shutil.rmtree(folder)
-        present, seed_dirs = [], []
-    if (present or seed_dirs) and not resume:
-        raise RunError(f"{out} already holds a block selection; pass --resume to continue it or "
-                       f"--overwrite to start again, or choose another --out")
+    claim_folder(out, OUTPUT_FILES, resume, overwrite, "a block selection",
+                 folders=("seed-*",))
     if resume and (out / "config.json").exists():
         saved = json.loads((out / "config.json").read_text())
         if _comparable(saved) != _comparable(config):
             raise RunError(f"{out} holds a selection with other options; --resume needs the same "
                            f"data, model, recipe, order and start (epsilon, --no-stop and "
                            f"--reference-accuracy may change)")
-    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config)
 
 

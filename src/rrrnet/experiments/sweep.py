@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..cost import CostReport, cost
-from ..errors import ConfigError, RunError
+from ..errors import ConfigError
 from ..model import ModelConfig
 from ..report.curves import plot_sweep
 from ..report.stats import mean_ci
-from ..train import DataSpec, Recipe, fit, write_csv, write_json
+from ..train import DataSpec, Recipe, claim_folder, fit, write_csv, write_json
 
 PAPER_BRANCHES = (1, 2, 4, 8, 16, 32, 64, 128)
 OUTPUT_FILES = ("sweep.csv", "sweep_summary.csv", "sweep.json", "sweep.png")
@@ -50,7 +50,7 @@ def sweep_branches(data: DataSpec, out: str | os.PathLike,
     classes = len(data.load().train.classes)
     costs = {b: cost(dataclasses.replace(base, branches=b, num_classes=classes),
                      image_size=recipe.image_size) for b in counts}  # ConfigError: too many
-    _prepare(out, resume, overwrite)
+    claim_folder(out, OUTPUT_FILES, resume, overwrite, "a sweep")
 
     runs = []
     for b in counts:
@@ -103,19 +103,6 @@ def _distinct(name: str, values: Sequence[int], least: int) -> tuple[int, ...]:
             or any(isinstance(v, bool) or not isinstance(v, int) or v < least for v in values)):
         raise ConfigError(f"--{name} must be distinct integers >= {least}, got {list(values)}")
     return values
-
-
-def _prepare(out: Path, resume: bool, overwrite: bool) -> None:
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other")
-    present = [name for name in OUTPUT_FILES if (out / name).exists()]
-    if overwrite:
-        for name in present:
-            (out / name).unlink()
-    elif present and not resume:
-        raise RunError(f"{out} already holds a sweep ({', '.join(present)}); pass --resume to "
-                       f"continue it or --overwrite to start again, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
 
 
 __all__ = ["PAPER_BRANCHES", "SweepResult", "summarize", "sweep_branches"]
