@@ -21,7 +21,7 @@ from rrrnet.cost import backbone_cost, compare_latency, cost, paired_ratio
 from rrrnet.deploy import DEFAULTS, prepare
 from rrrnet.model import ModelConfig, build
 from rrrnet.recycle import convert
-from rrrnet.train import resolve_device, write_json
+from rrrnet.io import resolve_device, write_json
 
 RRR8 = ModelConfig(arch="resnet152", blocks=(1, 1, 1, 1), branches=8, num_classes=20,
                    weights="none")

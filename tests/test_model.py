@@ -86,3 +86,32 @@ def test_public_api():
     model = rrrnet.build(arch="resnet18", blocks=(1, 1, 1, 1), branches=2, num_classes=3,
                          weights="none")
     assert isinstance(model, rrrnet.BranchedResNet) and model.eval()(torch.randn(1, 3, 32, 32)).shape == (2, 1, 3)
+
+
+@pytest.mark.parametrize("derive", ["looped", "folded", "trajectory", "loaded_looped"])
+def test_every_derived_model_carries_the_config(tmp_path, derive):
+    """The configuration is a constructor argument: models derived from a built one carry it,
+    and each saves and loads back to the same configuration."""
+    from rrrnet.ensembles import trajectory_model
+    from rrrnet.recycle import convert
+    from rrrnet.train import with_folded_stump
+    model = build(ModelConfig(arch="resnet18", blocks=(1, 1, 1, 1), branches=3, num_classes=4,
+                              weights="none"))
+    assert model.config.shift == model.plan.shift is not None
+    if derive == "looped":
+        derived = convert(model, fused=False)
+    elif derive == "folded":
+        derived = with_folded_stump(model, channels_last=False)
+    elif derive == "trajectory":
+        derived = trajectory_model(model)   # one branch of the 3-branch width, for 3 snapshots
+    else:
+        save(model, tmp_path / "fused.pt")
+        derived = load(tmp_path / "fused.pt", fused=False)
+    assert derived.config == model.config
+    if derive in ("looped", "loaded_looped"):  # the folded and trajectory models are views
+        save(derived, tmp_path / "model.pt")
+        again = load(tmp_path / "model.pt")
+        assert again.config == model.config and again.config.weights == "none"
+        x = torch.randn(2, 3, 32, 32)
+        with torch.no_grad():
+            torch.testing.assert_close(again.eval()(x), model.eval()(x), rtol=1e-4, atol=1e-4)

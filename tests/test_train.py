@@ -35,7 +35,71 @@ def test_ema_window_spans_the_last_epochs():
     assert decay == pytest.approx(1 - 1 / (60 * 13))
     # the weight of an update 60 epochs back has fallen to about 1/e
     assert decay ** (60 * 13) == pytest.approx(0.3677, abs=1e-3)
-    assert Recipe(epochs=10, ema_epochs=60).ema_start == 0
+    # a run shorter than twice the window averages its second half, with a window to match
+    short = Recipe(epochs=10, ema_epochs=60)
+    assert (short.ema_start, short.ema_averaged_epochs) == (5, 5)
+    assert short.ema_decay(steps_per_epoch=13) == pytest.approx(1 - 1 / (5 * 13))
+    assert Recipe(epochs=3, ema_epochs=60).ema_start == 1
+    assert Recipe(epochs=1, ema_epochs=60).ema_start == 0
+
+
+def test_the_average_is_bias_corrected():
+    """Samples w_1..w_n with decay d: sum_k d^(n-k) w_k / sum_k d^(n-k), by hand; the weights
+    before the average started keep no share."""
+    from torch.optim.swa_utils import AveragedModel
+    from rrrnet.train import bias_corrected_ema
+    decay, values = 0.5, [4.0, 8.0, 0.0, 2.0]
+    param = torch.nn.Parameter(torch.tensor([100.0]))  # the weights before the average started
+    ema = AveragedModel(torch.nn.ParameterList([param]), multi_avg_fn=bias_corrected_ema(decay))
+    for v in values:
+        param.data.fill_(v)
+        ema.update_parameters(torch.nn.ParameterList([param]))
+    n = len(values)
+    weights = [decay ** (n - 1 - k) for k in range(n)]
+    expected = sum(w * v for w, v in zip(weights, values)) / sum(weights)  # 22 / 15
+    assert ema.module[0].item() == pytest.approx(expected)
+
+
+def test_a_short_run_keeps_its_accuracy_with_the_default_average(tmp_path):
+    """3 epochs with the default ema_epochs (60): the averaged model ends within a few points of
+    the same run without averaging (the average used to keep ~95% of the first step's weights),
+    both well above chance (95% error on 20 classes)."""
+    from rrrnet.demo import demo_data
+    config = ModelConfig(arch="resnet18", blocks=(1, 1, 1, 1), branches=2, split_at="layer2",
+                         weights="none")
+    data = DataSpec(root=str(demo_data()))
+    errors = {}
+    for ema_epochs in (60, 0):
+        recipe = Recipe(epochs=3, ema_epochs=ema_epochs, warm_stem_epochs=1, image_size=48,
+                        eval_every=0, seed=1)
+        errors[ema_epochs] = fit(data, tmp_path / f"ema{ema_epochs}", config, recipe,
+                                 progress=False).metrics["error"]
+    assert abs(errors[60] - errors[0]) <= 0.04, errors
+    assert max(errors.values()) < 0.8, errors
+
+
+def test_history_shows_raw_and_averaged_errors(tiny_data, tmp_path):
+    recipe = Recipe(**{**TINY_RECIPE.__dict__, "epochs": 4, "ema_epochs": 60})
+    result = fit(tiny_data, tmp_path / "run", TINY_MODEL, recipe, progress=False)
+    rows = result.history
+    assert [r.get("test_error_ema") is not None for r in rows] == [False, False, True, True]
+    for row in rows:
+        assert 0 <= row["test_error"] <= 1 and 0 <= row["test_disagreement"] <= 1
+        assert row["test_gain"] == pytest.approx(row["test_mean_branch_error"] - row["test_error"])
+    # the last row's averaged error is the final model's
+    assert rows[-1]["test_error_ema"] == pytest.approx(result.metrics["error"])
+
+
+@pytest.mark.parametrize("lr", [float("inf"), 1e12])
+def test_divergence_stops_with_a_clear_error(tiny_data, tmp_path, lr):
+    if lr == float("inf"):
+        with pytest.raises(ConfigError, match="lr must be a finite positive number"):
+            Recipe(lr=lr)
+        return
+    recipe = Recipe(**{**TINY_RECIPE.__dict__, "lr": lr, "epochs": 3})
+    with pytest.raises(RunError, match="loss became .*in epoch .*Lower --lr"):
+        fit(tiny_data, tmp_path / "run", TINY_MODEL, recipe, progress=False)
+    assert not (tmp_path / "run" / "metrics.json").exists()
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -66,7 +130,8 @@ def test_branch_loss_is_the_sum_of_per_branch_cross_entropies():
 
 
 @pytest.mark.parametrize("kwargs", [dict(branch_views="both"), dict(epochs=0), dict(device="tpu"),
-                                    dict(ema_epochs=-1)])
+                                    dict(ema_epochs=-1), dict(lr=-1), dict(lr=float("nan")),
+                                    dict(lr=0), dict(weight_decay=-1), dict(image_size=0)])
 def test_bad_recipes(kwargs):
     with pytest.raises(ConfigError):
         Recipe(**kwargs)

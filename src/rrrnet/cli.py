@@ -102,7 +102,9 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=d.lr)
     g.add_argument("--weight-decay", type=float, default=d.weight_decay)
     g.add_argument("--ema-epochs", type=int, default=d.ema_epochs,
-                   help="average the weights over the last N epochs (0: no EMA)")
+                   help="average the weights over the last min(N, ceil(epochs/2)) epochs: an "
+                        "EMA whose window spans them, bias-corrected so that no weights from "
+                        "before its start remain (0: no average; default %(default)s)")
     g.add_argument("--warm-stem-epochs", type=int, default=d.warm_stem_epochs,
                    help="passes re-estimating the frozen stump's BatchNorm statistics")
     g.add_argument("--augment-ops", type=int, default=d.augment_ops,
@@ -112,7 +114,8 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
                         "independent: one view per branch")
     g.add_argument("--image-size", type=int, default=d.image_size)
     g.add_argument("--eval-every", type=int, default=d.eval_every,
-                   help="test error in history.csv every N epochs (0: only at the end)")
+                   help="test error of the raw and of the averaged weights in history.csv "
+                        "every N epochs (0: only at the end)")
     g.add_argument("--num-workers", type=int, default=d.num_workers, help="data loader workers")
     g.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     from .ensembles import ENSEMBLES
@@ -552,8 +555,8 @@ def _print_benchmark(args: argparse.Namespace, rows, files) -> int:
     from .report.stats import method_summary
     summary = method_summary(rows, args.reference)
     if args.json:
-        from .experiments.benchmark import _json_safe
-        print(json.dumps(_json_safe({"methods": summary, "files": [str(f) for f in files]}),
+        from .io import json_safe
+        print(json.dumps(json_safe({"methods": summary, "files": [str(f) for f in files]}),
                          indent=2))
         return 0
     p_key = f"wilcoxon_{args.reference}_less_p"

@@ -29,7 +29,7 @@ from torch import nn
 
 from .backbone import STAGE_PLANES, STAGES, ResNet
 from .errors import ConfigError
-from .model import ModelConfig, build
+from .model import ModelConfig, blank
 from .recycle import BranchedResNet, GroupedLinear, stage_index
 
 ROW_NAMES = ("conv1", *STAGES, "fc")
@@ -122,9 +122,10 @@ def cost(config: ModelConfig | None = None, image_size: int = 128, **overrides: 
     """Parameters and MACs of the RRR-Net ``config`` describes, per stage and in total."""
     config = dataclasses.replace(config or ModelConfig(), **overrides)
     with torch.device("meta"):  # the architecture only: no weights, no kernel slicing
-        model = build(dataclasses.replace(config, init="random"), weights="none", progress=False)
-    model.config = dataclasses.replace(config, shift=model.plan.shift)
-    return report(model, image_size)
+        model = blank(dataclasses.replace(config, init="random"))
+    counted = report(model, image_size)
+    counted.config["init"] = config.init  # the same architecture whatever the initialisation
+    return counted
 
 
 def report(model: BranchedResNet, image_size: int = 128) -> CostReport:

@@ -18,7 +18,8 @@ from typing import Any
 from .cost import cost, measure_latency
 from .experiments.methods import method_setup
 from .model import ModelConfig
-from .train import DataSpec, Recipe, atomic_write, fit, write_csv, write_json
+from .io import atomic_write, write_csv, write_json
+from .train import DataSpec, Recipe, fit
 from .weights import WEIGHTS_ENV, find_local
 
 

@@ -30,9 +30,10 @@ from .backbone import ARCHS, resnet
 from .cost import compare_latency
 from .errors import ConfigError, RunError
 from .fold import frozen_copy
+from .io import atomic_write, resolve_device
 from .model import ModelConfig, build, load
 from .recycle import BranchedResNet, convert
-from .train import atomic_write, resolve_device
+from .rundir import read_run
 
 # Measured (docs/inference.md): folding and subsampling always help, channels-last helps at
 # batch 1 and 32 with 2 threads; torch.compile takes minutes to compile on 2 cores and gains
@@ -92,9 +93,8 @@ def load_source(source: str | os.PathLike | nn.Module | ModelConfig) -> tuple[nn
         return build(source, progress=False), None
     path = Path(source)
     if path.is_dir():
-        from .run import read_run  # run imports evaluation and data code: only when needed
-        model, config = read_run(path)
-        return model, int(config.get("recipe", {}).get("image_size") or 128)
+        run = read_run(path)
+        return load(run.model_path), int(run.config["recipe"].get("image_size") or 128)
     if path.is_file():
         return load(path), None
     raise RunError(f"{path} is neither a run folder (with model.pt) nor a model file")

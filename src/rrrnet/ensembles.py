@@ -204,8 +204,9 @@ def trajectory_model(full: BranchedResNet) -> BranchedResNet:
                               full.stump.out_channels, plan.num_classes,
                               dropout=branch_dropout(full))
     branch.load_state_dict(full.branch_states()[0])
+    # It carries the configuration of the model its snapshots will fill.
     return BranchedResNet(full.stump, branch, dataclasses.replace(plan, branches=1), full.block,
-                          full.freeze_stump)
+                          full.freeze_stump, full.config)
 
 
 def assemble(full: BranchedResNet, snapshots: Sequence[dict[str, torch.Tensor]]) -> BranchedResNet:

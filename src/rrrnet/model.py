@@ -17,7 +17,7 @@ import torch
 
 from .backbone import arch_spec, check_blocks, resnet
 from .errors import ConfigError, WeightsError
-from .recycle import INIT_MODES, BranchedResNet, convert, split, stage_index
+from .recycle import INIT_MODES, BranchedResNet, convert, plan_split, split, stage_index
 from .reduce import DEFAULT_BLOCKS, keep_blocks, parse_blocks
 from .weights import load_backbone, resolve
 
@@ -80,6 +80,17 @@ def build(config: ModelConfig | None = None, *, weights: str | os.PathLike | Non
     if weights is not None:
         config = dataclasses.replace(config, weights=str(weights))
     state = resolve(config.weights, config.arch, progress=progress)
+    return _recycled(config, state, fused)
+
+
+def blank(config: ModelConfig, fused: bool = True) -> BranchedResNet:
+    """The architecture ``config`` describes, randomly initialised from ``config.seed``, with
+    ``config`` kept as it is (``weights`` included): the model to load saved weights into."""
+    return _recycled(config, None, fused)
+
+
+def _recycled(config: ModelConfig, state: dict[str, torch.Tensor] | None,
+              fused: bool) -> BranchedResNet:
     # Dropout in a frozen stump would never act (it runs in eval mode) but would bias the
     # re-estimation of its BatchNorm statistics: only a trained stump gets it.
     stump_dropout = 0.0 if config.freeze_stump else config.dropout
@@ -95,10 +106,11 @@ def build(config: ModelConfig | None = None, *, weights: str | os.PathLike | Non
             reduced = resnet(config.arch, config.blocks, dropout=stump_dropout)
             reduced.load_state_dict(template.state_dict())
             template = reduced
-    model = split(template, config.branches, config.split_at, config.num_classes, config.shift,
-                  config.init, config.seed, fused, config.freeze_stump, config.dropout)
-    model.config = dataclasses.replace(config, shift=model.plan.shift)
-    return model
+    plan = plan_split(template.block, template.blocks, config.branches, config.split_at,
+                      config.num_classes, config.shift)
+    return split(template, config.branches, config.split_at, config.num_classes, config.shift,
+                 config.init, config.seed, fused, config.freeze_stump, config.dropout,
+                 config=dataclasses.replace(config, shift=plan.shift))
 
 
 def save(model: BranchedResNet, path: str | os.PathLike) -> Path:
@@ -131,16 +143,12 @@ def load(path: str | os.PathLike, fused: bool = True, map_location: str = "cpu")
         raise WeightsError(f"{path} is not an rrrnet model file (expected format {FORMAT}); "
                            f"backbone checkpoints are loaded with --weights instead")
     config = ModelConfig.from_dict(payload["config"])
-    model = build(config, weights="none", fused=True)
-    model.config = config
+    model = blank(config, fused=True)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
         raise WeightsError(f"{path} does not match its own configuration: {err}") from None
-    if not fused:
-        model = convert(model, fused=False)
-        model.config = config
-    return model
+    return model if fused else convert(model, fused=False)
 
 
 def _fused_state(model: BranchedResNet) -> dict[str, torch.Tensor]:

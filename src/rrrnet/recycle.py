@@ -363,14 +363,16 @@ class BranchedResNet(nn.Module):
     """RRR-Net: a (frozen) shared stump feeding ``b`` branches; ``forward`` gives ``[b, N, classes]``.
 
     With ``freeze_stump`` the stump's parameters take no gradient and the stump stays in eval
-    mode under ``model.train()``, so its BatchNorm statistics stay as estimated.
+    mode under ``model.train()``, so its BatchNorm statistics stay as estimated. ``config``: the
+    :class:`~rrrnet.model.ModelConfig` that describes the model (set by the builder, passed on
+    by every function that derives a model from this one; None for a hand-made split).
     """
 
     def __init__(self, stump: Stump, branches: nn.Module, plan: SplitPlan, block: Block,
-                 freeze_stump: bool = True):
+                 freeze_stump: bool = True, config=None):
         super().__init__()
         self.stump, self.branches, self.plan, self.block = stump, branches, plan, block
-        self.freeze_stump = freeze_stump
+        self.freeze_stump, self.config = freeze_stump, config
         if freeze_stump:
             self.stump.requires_grad_(False)
 
@@ -435,7 +437,7 @@ def branch_dropout(model: "BranchedResNet") -> float:
 
 def split(template: ResNet, branches: int = 8, split_at: str = "layer3", num_classes: int = 20,
           shift: int | None = None, init: str = "aligned", seed: int = 0, fused: bool = True,
-          freeze_stump: bool = True, dropout: float = 0.0) -> BranchedResNet:
+          freeze_stump: bool = True, dropout: float = 0.0, config=None) -> BranchedResNet:
     """Recycle a (reduced) ResNet into ``branches`` branches from the first block of ``split_at``.
 
     The stump shares the template's modules (no copy); the branches are initialised by slicing
@@ -443,6 +445,7 @@ def split(template: ResNet, branches: int = 8, split_at: str = "layer3", num_cla
     initialisation with ``init="random"``. New classifiers are initialised from ``seed``, so the
     same arguments give the same model. ``dropout``: the branches' rate after every activation
     of layer3 and layer4 (method [D]); a stump's own dropout comes with the template.
+    ``config``: the model's :class:`~rrrnet.model.ModelConfig`, carried by the result.
     """
     if init not in INIT_MODES:
         raise ConfigError(f"init must be one of {', '.join(INIT_MODES)}, got {init!r}")
@@ -454,7 +457,7 @@ def split(template: ResNet, branches: int = 8, split_at: str = "layer3", num_cla
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         part = _branch_modules(template.block, plan, stump.out_channels, fused, dropout)
-    model = BranchedResNet(stump, part, plan, template.block, freeze_stump)
+    model = BranchedResNet(stump, part, plan, template.block, freeze_stump, config)
     if init != "random":
         states = slice_branch_states(template, plan, num_classes, init, seed)
         load_branch_states(model, states, strict=False)
@@ -477,6 +480,7 @@ def convert(model: BranchedResNet, fused: bool) -> BranchedResNet:
         return model
     part = _branch_modules(model.block, model.plan, model.stump.out_channels, fused,
                            branch_dropout(model))
-    other = BranchedResNet(model.stump, part, model.plan, model.block, model.freeze_stump)
+    other = BranchedResNet(model.stump, part, model.plan, model.block, model.freeze_stump,
+                           model.config)
     load_branch_states(other, model.branch_states())
     return other.train(model.training)

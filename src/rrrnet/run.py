@@ -1,7 +1,6 @@
 """Use a finished run folder: evaluate it on a dataset, predict images."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,22 +10,20 @@ from torch.utils.data import DataLoader
 
 from .augment import normalize
 from .data import ImageDataset, load_dataset, micro_split, read_image
+from . import deploy
 from .errors import RunError
 from .evaluate import collect_logits, ensemble_metrics, predict_images
+from .io import resolve_device, write_json
 from .model import load
 from .recycle import BranchedResNet
-from .train import EvalImages, resolve_device, write_json
+from .rundir import read_run as read_run_folder
+from .train import EvalImages
 
 
 def read_run(run: str | os.PathLike) -> tuple[BranchedResNet, dict[str, Any]]:
     """The trained model and the run's configuration."""
-    run = Path(run)
-    if not (run / "model.pt").is_file():
-        hint = (" (training did not finish: rrrnet fit ... --resume)"
-                if (run / "checkpoint.pt").exists() else "")
-        raise RunError(f"{run} holds no trained model (model.pt){hint}")
-    config = json.loads((run / "config.json").read_text())
-    return load(run / "model.pt"), config
+    finished = read_run_folder(run)
+    return load(finished.model_path), finished.config
 
 
 def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, split: str = "test",
@@ -50,12 +47,11 @@ def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, split: str = "
 
 
 def predict_run(run: str | os.PathLike, images: list[str], k: int = 3,
-                **deploy: bool) -> list[dict[str, Any]]:
+                **options: bool) -> list[dict[str, Any]]:
     """Top-k classes and uncertainty per image, with the fast inference model
-    (:func:`rrrnet.deploy.prepare`; ``deploy`` overrides its options)."""
-    from .deploy import prepare  # deploy reads runs through this module
+    (:func:`rrrnet.deploy.prepare`; ``options`` override its options)."""
     model, config = read_run(run)
-    model = prepare(model, image_size=config["recipe"]["image_size"], **deploy)
+    model = deploy.prepare(model, image_size=config["recipe"]["image_size"], **options)
     size = config["recipe"]["image_size"]
     batch = torch.stack([normalize(read_image(path, size)) for path in images])
     results = predict_images(model, batch, config["classes"], k)

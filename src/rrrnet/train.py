@@ -1,4 +1,13 @@
-"""Train an RRR-Net with the paper's recipe, into a resumable run folder.
+"""Train an RRR-Net with the paper's recipe: on your own model and data, or into a run folder.
+
+Two layers, as in Torch-Pruning's and timm's APIs (the user keeps their model and data):
+
+* :func:`train` trains any :class:`~rrrnet.recycle.BranchedResNet` (from :func:`rrrnet.build`,
+  :func:`rrrnet.split`, :func:`rrrnet.load`) on a ``DataLoader`` of ready batches or on a
+  ``Dataset`` of ``(image, label)`` pairs, and returns the trained model and its history.
+* :func:`fit` is the CLI's ``rrrnet fit``: :func:`train` on a dataset folder's micro split, plus a
+  run folder (:mod:`rrrnet.rundir`): configuration, history, atomic checkpoints after every
+  epoch and exact resumption, through a :class:`Callback`.
 
 The recipe (paper Appendix C, the authors' release): AdamW (lr 1e-3, weight decay 0.01), batch 32,
 300 epochs, no schedule, an exponential moving average of the weights over the last 60 epochs,
@@ -9,32 +18,35 @@ all branches train in one fused pass per batch with the stump computed once
 That is the paper's naive ensemble; ``Recipe.ensemble`` also offers bagging, Snapshot Ensemble and
 Fast Geometric Ensembling (see :mod:`rrrnet.ensembles` for how each maps onto the fused model).
 
+The weight average (:class:`Recipe`, ``ema_epochs``) is sound at any budget: it covers the last
+``min(ema_epochs, ceil(epochs / 2))`` epochs, with the decay whose window (``1 / (1 - decay)``
+optimiser steps) spans exactly those epochs, and it is bias-corrected like Adam's moments, so
+the weights from before its start keep no share at all. 300 epochs with ``ema_epochs=60`` (the
+paper) average the last 60 epochs with decay ``1 - 1 / (60 x steps per epoch)``, as always; a
+12-epoch run averages its last 6 epochs instead of keeping 80% of its first step's weights.
+
 Reproducibility: every random draw of epoch ``e`` (batch order, augmentation of each image and
 view, dropout masks) derives from ``(seed, e)`` alone, so a resumed run repeats exactly what an
-uninterrupted run would have done. The run folder holds ``config.json``, ``history.csv``, ``stump.pt`` (a frozen
-stump, once), ``checkpoint.pt`` (written atomically after every epoch), and when finished
-``model.pt`` and ``metrics.json``.
+uninterrupted run would have done.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
 import os
-import random
-import shutil
-import tempfile
+import sys
 import time
-from dataclasses import dataclass
+import types
+from dataclasses import dataclass, field
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
+from torch.optim.swa_utils import AveragedModel, update_bn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
@@ -46,12 +58,14 @@ from .ensembles import (ENSEMBLES, TRAJECTORY_ENSEMBLES, Indexed, Trajectory, as
 from .errors import ConfigError, RunError
 from .evaluate import collect_logits, ensemble_metrics
 from .fold import frozen_copy
+from .io import derive_seed, read_json, resolve_device, write_json
 from .model import ModelConfig, build, load, save
 from .recycle import BranchedResNet
+from .rundir import (Comparison, load_checkpoint, prepare_run, read_history, save_checkpoint,
+                     write_history)
 
 BRANCH_VIEWS = ("shared", "independent")
-RUN_FILES = ("config.json", "history.csv", "checkpoint.pt", "stump.pt", "model.pt", "metrics.json")
-CHECKPOINT_FORMAT = "rrrnet-checkpoint/1"
+_WARM_UP_EPOCH = 10**6  # the stump warm-up's draws: a stream no training epoch uses
 
 
 @dataclass(frozen=True)
@@ -62,13 +76,13 @@ class Recipe:
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.01
-    ema_epochs: int = 60              # EMA over the last N epochs (0: none)
+    ema_epochs: int = 60              # EMA over the last min(N, ceil(epochs/2)) epochs (0: none)
     warm_stem_epochs: int = 10        # passes re-estimating the frozen stump's BN statistics
     augment_ops: int = 2              # augmentations drawn per image (0: none)
     branch_views: str = "shared"      # shared | independent (see the module docs)
     image_size: int = 128
     seed: int = 0
-    eval_every: int = 1               # test error in history.csv every N epochs (0: only at the end)
+    eval_every: int = 1               # evaluation in the history every N epochs (0: only at the end)
     num_workers: int = 0
     device: str = "auto"              # auto | cpu | cuda
     channels_last: bool = True        # NHWC tensors: about 20% faster training on CPU here
@@ -89,16 +103,29 @@ class Recipe:
                               f"{self.fge_lr_low} and {self.fge_lr_high}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "image_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("ema_epochs", "warm_stem_epochs", "augment_ops", "eval_every", "num_workers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 \
+                    or (name == "lr" and value == 0):
+                raise ConfigError(f"{name} must be a finite {'positive' if name == 'lr' else 'non-negative'} "
+                                  f"number, got {value!r}")
+
+    @property
+    def ema_averaged_epochs(self) -> int:
+        """How many final epochs the average covers: ``min(ema_epochs, ceil(epochs / 2))``, so
+        that the first half of a run, where the weights are furthest from their end, never
+        enters it (0: no average)."""
+        return min(self.ema_epochs, math.ceil(self.epochs / 2))
 
     def ema_decay(self, steps_per_epoch: int) -> float:
-        """Decay whose averaging window (1 / (1 - decay) steps) spans ``ema_epochs`` epochs."""
-        return 1.0 - 1.0 / max(1, self.ema_epochs * steps_per_epoch)
+        """Decay whose averaging window (``1 / (1 - decay)`` steps) spans the averaged epochs."""
+        return 1.0 - 1.0 / max(1, self.ema_averaged_epochs * steps_per_epoch)
 
     @property
     def uses_ema(self) -> bool:
@@ -108,7 +135,7 @@ class Recipe:
     @property
     def ema_start(self) -> int:
         """The first epoch (0-based) whose steps enter the average."""
-        return max(0, self.epochs - self.ema_epochs)
+        return self.epochs - self.ema_averaged_epochs
 
 
 @dataclass(frozen=True)
@@ -126,30 +153,44 @@ class DataSpec:
                            train=self.train, val=self.val, test=self.test)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda asked for, but PyTorch sees no CUDA device; use --device cpu")
-    return torch.device(name)
-
-
 # ---------------------------------------------------------------------------------------------
-# Data: seeded per (epoch, image, view), so that resumption replays the same draws.
+# Data: a Dataset of (image, label) pairs, resized, augmented (seeded per epoch, image and view)
+# and normalised; or ready batches, used as given.
 # ---------------------------------------------------------------------------------------------
 
-def _draw_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([abs(int(p)) for p in parts]).generate_state(1)[0])
+def as_array(image: Any, size: int | None) -> np.ndarray:
+    """A PIL image or a ``uint8`` HxWx3 array as a ``size`` x ``size`` x 3 ``uint8`` RGB array
+    (bicubic resizing, as :func:`rrrnet.data.read_image`; no copy when it already is one;
+    ``size`` None: the image's own size)."""
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 \
+            and image.shape[2] == 3 and (size is None or image.shape[:2] == (size, size)):
+        return image
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ConfigError(f"a training Dataset must yield PIL images or uint8 HxWx3 RGB "
+                              f"arrays, got an array of {image.dtype} {image.shape}")
+        image = Image.fromarray(image)
+    if not isinstance(image, Image.Image):
+        raise ConfigError(f"a training Dataset must yield (PIL image or uint8 HxWx3 array, label) "
+                          f"pairs, got {type(image).__name__}; pass ready tensors as a DataLoader "
+                          f"of (images, labels) batches instead")
+    image = image.convert("RGB")
+    if size is not None and image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.uint8)
 
 
 class TrainingImages(Dataset):
-    """Normalised training images, augmented with a seed fixed by (run seed, epoch, index, view).
+    """Normalised training images, augmented with a seed fixed by (run seed, epoch, index, view):
+    the one augmentation and seeding path of training.
 
-    With ``views > 1`` an item is ``[views, 3, H, W]``: one augmentation draw per branch.
+    ``images`` yields ``(PIL image or uint8 HxWx3 array, label)``. With ``views > 1`` an item is
+    ``[views, 3, H, W]``: one augmentation draw per branch.
     """
 
-    def __init__(self, images: ImageDataset, augment_ops: int, views: int, seed: int):
-        self.images, self.views, self.seed, self.epoch = images, views, seed, 0
+    def __init__(self, images: Dataset, augment_ops: int, views: int, seed: int,
+                 size: int | None = None):
+        self.images, self.views, self.seed, self.size, self.epoch = images, views, seed, size, 0
         self.augment = train_transform(augment_ops) if augment_ops > 0 else None
 
     def __len__(self) -> int:
@@ -157,8 +198,9 @@ class TrainingImages(Dataset):
 
     def __getitem__(self, index: int):
         image, label = self.images[index]
+        image = as_array(image, self.size)
         tensors = [normalize(self._augmented(image, index, view)) for view in range(self.views)]
-        return (tensors[0] if self.views == 1 else torch.stack(tensors)), label
+        return (tensors[0] if self.views == 1 else torch.stack(tensors)), int(label)
 
     def _augmented(self, image: np.ndarray, index: int, view: int) -> np.ndarray:
         if self.augment is None:
@@ -169,15 +211,17 @@ class TrainingImages(Dataset):
 
 
 class EvalImages(Dataset):
-    def __init__(self, images: ImageDataset):
-        self.images = images
+    """Evaluation images: resized and normalised, no augmentation."""
+
+    def __init__(self, images: Dataset, size: int | None = None):
+        self.images, self.size = images, size
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int):
         image, label = self.images[index]
-        return normalize(image), label
+        return normalize(as_array(image, self.size)), int(label)
 
 
 def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0,
@@ -187,145 +231,53 @@ def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0,
                       num_workers=num_workers, drop_last=False)
 
 
-# ---------------------------------------------------------------------------------------------
-# Run folder: configuration, history, checkpoints.
-# ---------------------------------------------------------------------------------------------
-
-def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Write through a temporary sibling and rename it over ``path``: a crash or a full disk
-    leaves the previous file intact."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise RunError(f"could not write {path} ({err.strerror or err}); the previous version, if "
-                       f"any, is intact. Free some space and continue with --resume.") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, lambda f: f.write(json.dumps(data, indent=2) + "\n"), mode="w")
-
-
-def write_csv(path: Path, rows: Iterable[dict[str, Any]], columns: Iterable[str] | None = None
-              ) -> None:
-    """``rows`` as CSV, atomically. ``columns``: these in this order, other keys left out;
-    default: every key of the rows, in order of first appearance."""
-    rows = list(rows)
-    columns = list(dict.fromkeys(k for row in rows for k in row) if columns is None else columns)
-
-    def write(f):
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    atomic_write(path, write, mode="w")
-
-
-def run_config(model: ModelConfig, recipe: Recipe, data: DataSpec,
-               classes: Iterable[str] = ()) -> dict[str, Any]:
-    return {"model": model.to_dict(), "recipe": dataclasses.asdict(recipe),
-            "data": dataclasses.asdict(data), "classes": list(classes)}
-
-
-def claim_folder(out: Path, files: Iterable[str], resume: bool, overwrite: bool, what: str,
-                 folders: Iterable[str] = ()) -> list[str]:
-    """Make ``out`` ready for a run, sweep or selection: with ``overwrite`` its earlier outputs
-    (``files``, and folders matching the ``folders`` patterns) are removed; without ``resume``
-    any of them is refused, naming ``what`` they are. Returns those left to resume from."""
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other")
-    present = [out / name for name in files if (out / name).exists()]
-    if out.is_dir():
-        present += [p for pattern in folders for p in sorted(out.glob(pattern))]
-    if overwrite:
-        for path in present:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        present = []
-    if present and not resume:
-        raise RunError(f"{out} already holds {what} ({', '.join(p.name for p in present)}); pass "
-                       f"--resume to continue it or --overwrite to start again, or choose "
-                       f"another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    return [p.name for p in present]
-
-
-def prepare_run(out: Path, config: dict[str, Any], resume: bool, overwrite: bool) -> bool:
-    """Check the run folder; returns True when a checkpoint is to be resumed."""
-    finished = (out / "metrics.json").exists()
-    what = "a finished run" if finished else "an unfinished run"
-    if not claim_folder(out, RUN_FILES, resume, overwrite, what):
-        return False
-    saved = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else None
-    if saved is not None and _comparable(saved) != _comparable(config):
-        raise RunError(f"{out} holds a run of another configuration; --resume needs the same "
-                       f"options. Differences: {_differences(saved, config)}")
-    if not (out / "checkpoint.pt").exists() and not finished:
-        raise RunError(f"{out} has no checkpoint.pt to resume from; use --overwrite to start again")
-    return True
-
-
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    # Where the run executes may change between an interruption and its resumption. Options added
-    # since a run was written take their defaults, which are what that run used.
-    recipe = {k: v for k, v in {**dataclasses.asdict(Recipe()), **config["recipe"]}.items()
-              if k not in ("device", "num_workers")}
-    model = {k: v for k, v in {"dropout": 0.0, **config["model"]}.items() if k != "weights"}
-    return {"model": model, "recipe": recipe, "data": config["data"], "classes": config["classes"]}
-
-
-def _differences(a: dict, b: dict) -> str:
-    a, b = _comparable(a), _comparable(b)
-    diffs = [f"{section}.{k}: {a[section].get(k)!r} -> {b[section].get(k)!r}"
-             for section in ("model", "recipe", "data")
-             for k in sorted(set(a[section]) | set(b[section]))
-             if a[section].get(k) != b[section].get(k)]
-    if a["classes"] != b["classes"]:
-        diffs.append("the dataset's classes")
-    return "; ".join(diffs) or "none"
-
-
-def _rng_states() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-
-
-def save_checkpoint(path: Path, epoch: int, model: BranchedResNet, optimizer, ema, history,
-                    setup_seconds: float = 0.0, trajectory: Trajectory | None = None) -> None:
-    # A frozen stump is saved once (stump.pt, after its BatchNorm warm-up); each epoch's
-    # checkpoint holds what changes, which for baseline [A] is 40 kB instead of 230 MB.
-    payload = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "setup_seconds": setup_seconds,
-               "model": averaged_part(model).state_dict(),
-               "optimizer": optimizer.state_dict(),
-               "ema": None if ema is None else ema.state_dict(), "history": history,
-               "trajectory": None if trajectory is None else trajectory.state_dict()}
-    atomic_write(path, lambda f: torch.save(payload, f))
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise RunError(f"could not read {path} ({err}); it may be damaged: remove it and use "
-                       f"--overwrite to start again") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise RunError(f"{path} is not an rrrnet training checkpoint")
-    return payload
-
-
-def write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    if history:
-        write_csv(path, history)
+def _is_dataset(data: Any) -> bool:
+    """A map-style Dataset of single examples (transformed here), as opposed to ready batches."""
+    return isinstance(data, Dataset) and not isinstance(data, DataLoader) \
+        and hasattr(data, "__len__")
 
 
 # ---------------------------------------------------------------------------------------------
-# Training.
+# The weight average.
 # ---------------------------------------------------------------------------------------------
+
+def bias_corrected_ema(decay: float):
+    """``multi_avg_fn`` of :class:`~torch.optim.swa_utils.AveragedModel`: an exponential moving
+    average with decay ``d``, bias-corrected like Adam's moments. The ``k``-th sample enters with
+    weight ``(1 - d) / (1 - d^k)``: the first is copied (:class:`AveragedModel` does that), later
+    ones are weighted ``d^(age)`` relative to the newest, normalised over the samples seen, so the
+    weights before the average started keep no share."""
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor],
+               num_averaged: torch.Tensor) -> None:
+        k = int(num_averaged) + 1
+        weight = (1.0 - decay) / (1.0 - decay ** k) if decay < 1 else 1.0 / k
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, weight)
+        else:  # e.g. BatchNorm's num_batches_tracked: the newest value
+            for a, c in zip(averaged, current):
+                a.copy_(c)
+    return update
+
+
+def averaged_part(model: BranchedResNet) -> nn.Module:
+    """What the EMA averages: the branches when the stump is frozen (averaging constant weights
+    would cost a full copy of e.g. ResNet-152 per step), else the whole model."""
+    return model.branches if model.freeze_stump else model
+
+
+def new_ema(model: BranchedResNet, recipe: Recipe, steps_per_epoch: int) -> AveragedModel:
+    return AveragedModel(averaged_part(model), use_buffers=True,
+                         multi_avg_fn=bias_corrected_ema(recipe.ema_decay(steps_per_epoch)))
+
+
+# ---------------------------------------------------------------------------------------------
+# One epoch, the stump warm-up, the loss.
+# ---------------------------------------------------------------------------------------------
+
+class TrainingDiverged(RunError):
+    """The loss became NaN or infinite."""
+
 
 def warm_stump(model: BranchedResNet, loader: Iterable, passes: int, device: torch.device,
                progress: bool) -> None:
@@ -338,8 +290,8 @@ def warm_stump(model: BranchedResNet, loader: Iterable, passes: int, device: tor
                               for m in model.stump.modules()):
         return
     batches = chain.from_iterable(repeat(loader, passes))
-    total = passes * len(loader)
-    stump_inputs = (x.flatten(0, 1) if x.dim() == 5 else x for x, _ in
+    total = passes * len(loader) if hasattr(loader, "__len__") else None
+    stump_inputs = (x.flatten(0, 1) if x.dim() == 5 else x for x, *_ in
                     tqdm(batches, total=total, desc="warming stump BN", disable=not progress,
                          leave=False))
     with torch.no_grad():
@@ -375,15 +327,21 @@ def train_epoch(model: BranchedResNet, loader: Iterable, optimizer, ema, device:
     """One pass over ``loader``; ``forward`` replaces ``model`` (e.g. ``model.branches`` on
     cached stump features). ``sample_weights`` ``[b, images]`` (bagging): the loader yields
     ``(x, y, index)`` and each branch's loss is weighted by its row. ``after_step`` runs after
-    every optimiser step (a learning-rate schedule, snapshot collection)."""
+    every optimiser step (a learning-rate schedule, snapshot collection). A non-finite loss
+    raises :class:`TrainingDiverged` before the optimiser step."""
     model.train()
     forward = forward or model
-    total_loss, seen, wrong, branch_wrong = 0.0, 0, 0, None
+    total_loss, seen, wrong, branch_wrong, logits = 0.0, 0, 0, None, None
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
         x, y = _to_device(batch[0], device), batch[1].to(device, non_blocking=True)
         logits = forward(x)
         weights = None if sample_weights is None else sample_weights[:, batch[2].to(device)]
         loss = branch_loss(logits, y, weights)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"the training loss became {loss.item()} in {desc}; the learning rate "
+                f"({lr_of(optimizer):g}) is probably too high for this model, or the inputs hold "
+                f"NaN/inf values. Lower --lr and start again with --overwrite")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -397,9 +355,342 @@ def train_epoch(model: BranchedResNet, loader: Iterable, optimizer, ema, device:
             wrong += (logits.softmax(-1).mean(0).argmax(-1) != y).sum().item()
             bw = (logits.argmax(-1) != y).sum(dim=1)
             branch_wrong = bw if branch_wrong is None else branch_wrong + bw
+    if logits is None:
+        raise ConfigError("the training data yielded no batches")
     row = {"loss": total_loss / seen / logits.shape[0], "train_error": wrong / seen}
     row.update({f"train_error_b{i}": v / seen for i, v in enumerate(branch_wrong.tolist())})
     return row
+
+
+def error_summary(model: nn.Module, loader: Iterable, device: torch.device,
+                  forward=None) -> dict[str, float]:
+    """The ensemble's error, each branch's, their mean, the ensemble gain (mean branch error
+    minus ensemble error) and the disagreement (share of branch predictions that differ from
+    the ensemble's)."""
+    logits, labels = collect_logits(model, loader, device, forward)
+    m = ensemble_metrics(logits, labels)
+    row = {"error": m["error"], "mean_branch_error": m["mean_branch_error"],
+           "gain": m["mean_branch_error"] - m["error"],
+           "disagreement": 1.0 - m["branch_agreement"]}
+    row.update({f"error_b{i}": e for i, e in enumerate(m["branch_errors"])})
+    return row
+
+
+def with_folded_stump(model: BranchedResNet, channels_last: bool) -> BranchedResNet:
+    """What training runs: ``model`` itself, or for a frozen stump, which never changes after its
+    BatchNorm warm-up, the same branches behind a copy of the stump with BatchNorm folded and
+    strided 1x1 convolutions subsampled (:func:`rrrnet.fold.frozen_copy`: exact up to float
+    rounding, about a quarter less stump time on CPU). The model that is saved, averaged and
+    finally evaluated keeps its own stump."""
+    if not model.freeze_stump:
+        return model
+    stump = frozen_copy(model.stump, channels_last=channels_last)
+    return BranchedResNet(stump, model.branches, model.plan, model.block, freeze_stump=True,
+                          config=model.config)
+
+
+def feature_cache(model: BranchedResNet, loader: DataLoader, device: torch.device,
+                  progress: bool = False, desc: str = "stump features") -> TensorDataset:
+    """Stump outputs of every image once: with a frozen stump and no augmentation the branches can
+    train on these instead of images (e.g. last-layer fine-tuning of a full backbone)."""
+    xs, ys = [], []
+    model.eval()
+    with torch.no_grad():
+        for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
+            xs.append(model.stump(_to_device(x, device)).cpu())
+            ys.append(y)
+    return TensorDataset(torch.cat(xs), torch.cat(ys))
+
+
+# ---------------------------------------------------------------------------------------------
+# The training API.
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class TrainState:
+    """Everything that changes during :func:`train`, handed to every :class:`Callback`.
+
+    ``model`` is the model being trained (for snapshot/FGE the one-branch trajectory model),
+    ``epoch`` the next epoch to run (0-based), ``history`` one row per finished epoch. A callback
+    sets ``stop`` to end training after the current epoch, and ``stump_ready`` (in
+    :meth:`Callback.on_train_start`) when it has restored a warmed-up stump itself.
+    """
+
+    model: BranchedResNet
+    recipe: Recipe
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    steps_per_epoch: int
+    ema: AveragedModel | None = None
+    trajectory: Trajectory | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    epoch: int = 0
+    setup_seconds: float = 0.0
+    stump_ready: bool = False
+    stop: bool = False
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint holds: the trained part (the frozen stump is saved once, apart),
+        the optimiser, the average, the trajectory, the history and the last finished epoch."""
+        return {"epoch": self.epoch - 1, "setup_seconds": self.setup_seconds,
+                "model": averaged_part(self.model).state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "ema": None if self.ema is None else self.ema.state_dict(),
+                "history": self.history,
+                "trajectory": None if self.trajectory is None else self.trajectory.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        averaged_part(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.history, self.epoch = list(state["history"]), state["epoch"] + 1
+        self.setup_seconds += state.get("setup_seconds", 0.0)
+        if state["ema"] is not None:
+            self.ema = new_ema(self.model, self.recipe, self.steps_per_epoch)
+            self.ema.load_state_dict(state["ema"])
+        if self.trajectory is not None:
+            self.trajectory.load_state_dict(state["trajectory"])
+
+
+class Callback:
+    """Hooks of :func:`train`; override the ones you need (all receive the :class:`TrainState`).
+
+    ``on_train_start``: everything is built, nothing trained, the stump not yet warmed up (restore
+    a checkpoint here); ``on_stump_ready``: after the frozen stump's BatchNorm warm-up;
+    ``on_epoch_end``: after each epoch, its row appended to ``state.history``; ``on_train_end``:
+    after the final weights are in place (not when a callback stopped training early).
+    """
+
+    def on_train_start(self, state: TrainState) -> None: ...
+    def on_stump_ready(self, state: TrainState) -> None: ...
+    def on_epoch_end(self, state: TrainState) -> None: ...
+    def on_train_end(self, state: TrainState) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    """``model``: the trained model, final (averaged or assembled) weights in place; ``history``:
+    one dict per epoch; ``stopped``: a callback ended training early (final weights not applied)."""
+
+    model: BranchedResNet
+    history: list[dict[str, Any]]
+    setup_seconds: float = 0.0
+    train_seconds: float = 0.0
+    stopped: bool = False
+    snapshot_steps: list[int] | None = None   # snapshot/FGE: the 0-based steps collected
+
+
+def train(model: BranchedResNet, train_data: Dataset | Iterable, recipe: Recipe | None = None, *,
+          eval_data: Dataset | Iterable | None = None, device: str | torch.device | None = None,
+          progress: bool = True, callbacks: Sequence[Callback] = (),
+          eval_prefix: str = "eval") -> TrainResult:
+    """Train ``model`` (any :class:`~rrrnet.recycle.BranchedResNet`) with ``recipe``.
+
+    ``train_data`` / ``eval_data``: a re-iterable of ready ``(images, labels)`` batches (e.g. a
+    ``DataLoader`` of normalised float tensors ``[N, 3, H, W]``), used as given; or a ``Dataset``
+    of ``(PIL image or uint8 HxWx3 array, label)`` pairs, to which the recipe's resizing
+    (``image_size``), seeded augmentation (``augment_ops``, ``branch_views``), batching and
+    ImageNet normalisation apply. Bagging and independent branch views need the ``Dataset`` form.
+
+    Training is what :mod:`rrrnet.train` describes: the frozen stump's BatchNorm warm-up, the
+    stump in eval mode, the fused naive-ensemble loss (or bagging, snapshot, FGE), the weight
+    average. With ``eval_data`` the history holds, every ``recipe.eval_every`` epochs, the error
+    of the raw weights (``{eval_prefix}_error``, with per-branch errors, ensemble gain and
+    disagreement) and of the averaged weights (``{eval_prefix}_error_ema``) while the average
+    runs. ``device``: overrides ``recipe.device``. Returns the model with its final weights in
+    place (in its original memory format, on ``device``) and the history.
+    """
+    recipe = recipe or Recipe()
+    if not isinstance(model, BranchedResNet):
+        raise ConfigError(f"train() needs a BranchedResNet (rrrnet.build, split or load), got "
+                          f"{type(model).__name__}")
+    check_ensemble(recipe.ensemble, model.freeze_stump)
+    device = resolve_device(recipe.device if device is None else device)
+    started = time.perf_counter()
+    full = model
+    trajectory_run = recipe.ensemble in TRAJECTORY_ENSEMBLES
+    model = trajectory_model(full) if trajectory_run else full
+    model.to(device)
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)
+
+    # Data.
+    from_dataset = _is_dataset(train_data)
+    views = model.num_branches if recipe.branch_views == "independent" else 1
+    if not from_dataset and (views > 1 or recipe.ensemble == "bagging"):
+        raise ConfigError(f"{'bagging' if recipe.ensemble == 'bagging' else 'independent branch views'} "
+                          f"need the training data as a Dataset of (image, label) pairs, not "
+                          f"ready batches")
+    augmented = None
+    if from_dataset:
+        augmented = TrainingImages(train_data, recipe.augment_ops, views, recipe.seed,
+                                   recipe.image_size)
+        train_set: Any = augmented
+    else:
+        train_set = train_data
+    eval_loader = None
+    if eval_data is not None:
+        eval_loader = (_loader(EvalImages(eval_data, recipe.image_size), recipe.batch_size * 2,
+                               False) if _is_dataset(eval_data) else eval_data)
+
+    def epoch_loader(seed: int, shuffle: bool = True) -> Iterable:
+        if not from_dataset:
+            return train_set
+        return _loader(train_set, recipe.batch_size, shuffle, seed, recipe.num_workers)
+
+    steps = len(epoch_loader(0))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=recipe.lr, weight_decay=recipe.weight_decay)
+    trajectory = after_step = None
+    if trajectory_run:
+        trajectory = Trajectory(recipe.ensemble, optimizer, recipe.epochs, steps, full.num_branches,
+                                recipe.fge_cycle_epochs, recipe.fge_lr_high, recipe.fge_lr_low)
+        after_step = lambda: trajectory.after_step(model.branches)  # noqa: E731
+    state = TrainState(model, recipe, device, optimizer, steps, trajectory=trajectory)
+    for callback in callbacks:
+        callback.on_train_start(state)
+
+    if model.freeze_stump and not state.stump_ready:
+        if augmented is not None:
+            augmented.epoch = -1  # warm-up draws of their own
+        warm_stump(model, epoch_loader(derive_seed(recipe.seed, _WARM_UP_EPOCH)),
+                   recipe.warm_stem_epochs, device, progress)
+        state.stump_ready = True
+        for callback in callbacks:
+            callback.on_stump_ready(state)
+
+    fast = with_folded_stump(model, recipe.channels_last)
+    # A frozen stump on unaugmented images computes the same features every epoch: compute
+    # them once and train the branches on them (e.g. last-layer fine-tuning of a full backbone).
+    cached = from_dataset and model.freeze_stump and recipe.augment_ops == 0 and views == 1
+    forward = model.branches if cached else fast
+    if cached:
+        train_set = feature_cache(fast, _loader(train_set, recipe.batch_size * 2, False), device,
+                                  progress, "stump features (train)")
+        if eval_loader is not None:
+            eval_loader = _loader(feature_cache(fast, eval_loader, device, progress,
+                                                "stump features (eval)"),
+                                  recipe.batch_size * 2, False)
+    sample_weights = None
+    if recipe.ensemble == "bagging":
+        sample_weights = bootstrap_weights(len(train_set), model.num_branches, recipe.seed).to(device)
+        train_set = Indexed(train_set)
+    state.setup_seconds += time.perf_counter() - started
+
+    epochs = tqdm(range(state.epoch, recipe.epochs), desc="epochs", disable=not progress,
+                  initial=state.epoch, total=recipe.epochs)
+    for epoch in epochs:
+        started = time.perf_counter()
+        if state.ema is None and recipe.uses_ema and epoch >= recipe.ema_start:
+            state.ema = new_ema(model, recipe, steps)
+        if augmented is not None:
+            augmented.epoch = epoch
+        torch.manual_seed(derive_seed(recipe.seed, epoch, 7))  # dropout masks of this epoch
+        row: dict[str, Any] = {"epoch": epoch + 1}
+        row.update(train_epoch(model, epoch_loader(derive_seed(recipe.seed, epoch)), optimizer,
+                               state.ema, device, progress, f"epoch {epoch + 1}", forward,
+                               sample_weights, after_step))
+        if trajectory is not None:
+            row.update(lr=lr_of(optimizer), snapshots=len(trajectory.snapshots))
+        if eval_loader is not None and recipe.eval_every and (epoch + 1) % recipe.eval_every == 0:
+            row.update(_evaluated(model, forward, state.ema, eval_loader, device, cached,
+                                  eval_prefix))
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        state.history.append(row)
+        state.epoch = epoch + 1
+        epochs.set_postfix(loss=f"{row['loss']:.3f}",
+                           error=row.get(f"{eval_prefix}_error", "-"))
+        for callback in callbacks:
+            callback.on_epoch_end(state)
+        if state.stop:
+            break
+
+    seconds = state.setup_seconds + sum(r["seconds"] for r in state.history)
+    if state.stop and state.epoch < recipe.epochs:
+        return TrainResult(model, state.history, state.setup_seconds, seconds, stopped=True)
+    if trajectory is not None:
+        full.to(device)
+        final = assemble(full, trajectory.snapshots)
+    else:
+        final = full
+        if state.ema is not None:  # the averaged weights, in place
+            averaged_part(final).load_state_dict(state.ema.module.state_dict())
+    final.to(memory_format=torch.contiguous_format)
+    for callback in callbacks:
+        callback.on_train_end(state)
+    return TrainResult(final, state.history, state.setup_seconds, seconds,
+                       snapshot_steps=None if trajectory is None else list(trajectory.steps))
+
+
+def _evaluated(model: BranchedResNet, forward, ema: AveragedModel | None, loader, device,
+               cached: bool, prefix: str) -> dict[str, Any]:
+    """The history's evaluation columns: raw weights, and the averaged ones while averaging."""
+    row = {f"{prefix}_{k}": v for k, v in error_summary(model, loader, device, forward).items()}
+    if ema is not None:
+        if not model.freeze_stump:
+            averaged = ema.module
+        elif cached:
+            averaged = ema.module  # the branches on cached stump features
+        else:
+            averaged = BranchedResNet(forward.stump, ema.module, model.plan, model.block,
+                                      freeze_stump=True)
+        row[f"{prefix}_error_ema"] = error_summary(averaged, loader, device)["error"]
+    return row
+
+
+def evaluate_model(model: BranchedResNet, data: Dataset | Iterable, recipe: Recipe | None = None,
+                   *, device: str | torch.device | None = None) -> dict[str, Any]:
+    """The ensemble's metrics (:func:`rrrnet.evaluate.ensemble_metrics`: error, per-branch
+    errors, NLL, ECE, uncertainty) on ``data``, in either of :func:`train`'s two forms; a
+    ``Dataset`` is resized to ``recipe.image_size`` and normalised."""
+    recipe = recipe or Recipe()
+    device = resolve_device(recipe.device if device is None else device)
+    loader = (_loader(EvalImages(data, recipe.image_size), recipe.batch_size * 2, False)
+              if _is_dataset(data) else data)
+    model.to(device)
+    return ensemble_metrics(*collect_logits(model, loader, device))
+
+
+# ---------------------------------------------------------------------------------------------
+# A run folder around train(): the CLI's `rrrnet fit`.
+# ---------------------------------------------------------------------------------------------
+
+RUN_COMPARISON = Comparison(
+    # Options added since a run was written take their defaults, which are what that run used;
+    # where the run executes may change between an interruption and its resumption.
+    defaults={"recipe": dataclasses.asdict(Recipe()), "model": {"dropout": 0.0}},
+    ignore={"recipe": ("device", "num_workers"), "model": ("weights",)})
+
+
+def run_config(model: ModelConfig, recipe: Recipe, data: DataSpec,
+               classes: Iterable[str] = ()) -> dict[str, Any]:
+    return {"model": model.to_dict(), "recipe": dataclasses.asdict(recipe),
+            "data": dataclasses.asdict(data), "classes": list(classes)}
+
+
+class RunFolder(Callback):
+    """Keeps a run folder in step with training: restores a checkpoint, saves the warmed-up
+    stump once (``stump.pt``), and after every epoch the checkpoint and ``history.csv``.
+    ``stop_after``: end after that many epochs of this process (tests of resumption)."""
+
+    def __init__(self, out: Path, checkpoint: dict[str, Any] | None = None,
+                 stop_after: int | None = None):
+        self.out, self.checkpoint, self.stop_after, self.done = out, checkpoint, stop_after, 0
+
+    def on_train_start(self, state: TrainState) -> None:
+        if self.checkpoint is not None:
+            state.load_state_dict(self.checkpoint)
+            state.stump_ready = True  # loaded from stump.pt by fit()
+
+    def on_stump_ready(self, state: TrainState) -> None:
+        stump = {"model": state.model.stump.state_dict()}
+        save_checkpoint(self.out / "stump.pt", stump)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        save_checkpoint(self.out / "checkpoint.pt", state.state_dict())
+        write_history(self.out / "history.csv", state.history)
+        self.done += 1
+        if self.stop_after is not None and self.done >= self.stop_after:
+            state.stop = True
 
 
 @dataclass
@@ -413,7 +704,8 @@ class FitResult:
 def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None = None,
         recipe: Recipe | None = None, resume: bool = False, overwrite: bool = False,
         progress: bool = True, stop_after: int | None = None) -> FitResult:
-    """Train an RRR-Net on ``data`` into the run folder ``out``; see the module docs.
+    """Train an RRR-Net on ``data`` into the run folder ``out``: :func:`train` on the micro
+    split's training images, the test images evaluated in the history, plus the run folder.
 
     ``stop_after`` ends the process-equivalent of an interruption after that many epochs of this
     call (used to test resumption); the checkpoint is left as an interrupted run leaves it.
@@ -421,161 +713,50 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
     out, recipe = Path(out), recipe or Recipe()
     model_config = model_config or ModelConfig()
     check_ensemble(recipe.ensemble, model_config.freeze_stump)
+    device = resolve_device(recipe.device)
     split = data.load()
     model_config = dataclasses.replace(model_config, num_classes=len(split.train.classes))
     if recipe.ensemble in TRAJECTORY_ENSEMBLES:  # too short a training fails before any file
         collection_steps(recipe.ensemble, recipe.epochs, math.ceil(len(split.train) /
                          recipe.batch_size), model_config.branches, recipe.fge_cycle_epochs)
     config = run_config(model_config, recipe, data, split.train.classes)
-    resuming = prepare_run(out, config, resume, overwrite)
+    resuming = prepare_run(out, config, resume, overwrite, RUN_COMPARISON)
     if resuming and (out / "metrics.json").exists():
         model = load(out / "model.pt")
-        metrics = json.loads((out / "metrics.json").read_text())
+        metrics = read_json(out / "metrics.json", "the run's metrics")
         return FitResult(model, metrics, read_history(out / "history.csv"), out)
-    setup_started = time.perf_counter()
-    device = resolve_device(recipe.device)
     torch.manual_seed(recipe.seed)
+    checkpoint = None
     if resuming:
         checkpoint = load_checkpoint(out / "checkpoint.pt")
-        full = build(model_config, weights="none", progress=progress)  # weights: the checkpoint's
-        if full.freeze_stump:
-            full.stump.load_state_dict(load_checkpoint(out / "stump.pt")["model"])
-        saved_weights = json.loads((out / "config.json").read_text())["model"]["weights"]
-        full.config = dataclasses.replace(full.config, weights=saved_weights)
+        saved_weights = read_json(out / "config.json")["model"]["weights"]
+        model = build(dataclasses.replace(model_config, weights=saved_weights), weights="none",
+                      progress=progress)  # the weights are the checkpoint's
+        if model.freeze_stump:
+            model.stump.load_state_dict(load_checkpoint(out / "stump.pt")["model"])
     else:
-        full = build(model_config, progress=progress)
+        model = build(model_config, progress=progress)
         # As asked (shift None stays None), so a resumption with the same options compares equal.
-        write_json(out / "config.json", {**config, "resolved_shift": full.plan.shift})
-        checkpoint = None
-    # Snapshot and FGE train one branch of the full width; its snapshots fill the slots at the end.
-    trajectory_run = recipe.ensemble in TRAJECTORY_ENSEMBLES
-    model = trajectory_model(full) if trajectory_run else full
-    if checkpoint is not None:
-        averaged_part(model).load_state_dict(checkpoint["model"])
-    model.to(device)
-    if recipe.channels_last:
-        model.to(memory_format=torch.channels_last)
+        write_json(out / "config.json", {**config, "resolved_shift": model.plan.shift})
 
     train_images = ImageDataset(split.train, size=recipe.image_size)
     test_images = ImageDataset(split.test, size=recipe.image_size)
-    views = model.num_branches if recipe.branch_views == "independent" else 1
-    augmented = TrainingImages(train_images, recipe.augment_ops, views, recipe.seed)
-    train_set: Dataset = augmented
-    test_loader = _loader(EvalImages(test_images), recipe.batch_size * 2, False)
-    if checkpoint is None and model.freeze_stump:
-        augmented.epoch = -1  # warm-up draws of their own
-        warm_stump(model, _loader(augmented, recipe.batch_size, True, _draw_seed(recipe.seed, 10**6),
-                                  recipe.num_workers), recipe.warm_stem_epochs, device, progress)
-        stump = {"format": CHECKPOINT_FORMAT, "model": model.stump.state_dict()}
-        atomic_write(out / "stump.pt", lambda f: torch.save(stump, f))
-
-    fast = with_folded_stump(model, recipe.channels_last)
-    # A frozen stump on unaugmented images computes the same features every epoch: compute
-    # them once and train the branches on them (e.g. last-layer fine-tuning of a full backbone).
-    cached = model.freeze_stump and recipe.augment_ops == 0 and views == 1
-    forward = model.branches if cached else fast
-    if cached:
-        train_set = feature_cache(fast, _loader(train_set, recipe.batch_size * 2, False), device,
-                                  progress, "stump features (train)")
-        test_loader = _loader(feature_cache(fast, test_loader, device, progress,
-                                            "stump features (test)"), recipe.batch_size * 2, False)
-    sample_weights = None
-    if recipe.ensemble == "bagging":
-        sample_weights = bootstrap_weights(len(train_set), model.num_branches, recipe.seed).to(device)
-        train_set = Indexed(train_set)
-
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=recipe.lr, weight_decay=recipe.weight_decay)
-    steps = math.ceil(len(train_set) / recipe.batch_size)
-    trajectory = after_step = None
-    if trajectory_run:
-        trajectory = Trajectory(recipe.ensemble, optimizer, recipe.epochs, steps, full.num_branches,
-                                recipe.fge_cycle_epochs, recipe.fge_lr_high, recipe.fge_lr_low)
-        after_step = lambda: trajectory.after_step(model.branches)  # noqa: E731
-    ema, history, start = None, [], 0
-    setup_seconds = time.perf_counter() - setup_started  # model, stump warm-up, feature cache
-    if checkpoint is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        history, start = checkpoint["history"], checkpoint["epoch"] + 1
-        setup_seconds += checkpoint.get("setup_seconds", 0.0)
-        if checkpoint["ema"] is not None:
-            ema = _new_ema(model, recipe, steps)
-            ema.load_state_dict(checkpoint["ema"])
-        if trajectory is not None:
-            trajectory.load_state_dict(checkpoint["trajectory"])
-
-    epochs = tqdm(range(start, recipe.epochs), desc="epochs", disable=not progress,
-                  initial=start, total=recipe.epochs)
-    for done, epoch in enumerate(epochs, 1):
-        started = time.perf_counter()
-        if ema is None and recipe.uses_ema and epoch >= recipe.ema_start:
-            ema = _new_ema(model, recipe, steps)
-        augmented.epoch = epoch
-        torch.manual_seed(_draw_seed(recipe.seed, epoch, 7))  # dropout masks of this epoch
-        loader = _loader(train_set, recipe.batch_size, True, _draw_seed(recipe.seed, epoch),
-                         recipe.num_workers)
-        row = {"epoch": epoch + 1}
-        row.update(train_epoch(model, loader, optimizer, ema, device, progress,
-                               f"epoch {epoch + 1}", forward, sample_weights, after_step))
-        if trajectory is not None:
-            row.update(lr=lr_of(optimizer), snapshots=len(trajectory.snapshots))
-        if recipe.eval_every and (epoch + 1) % recipe.eval_every == 0:
-            row.update(_prefixed("test_", _error_summary(model, test_loader, device, forward)))
-        row["seconds"] = round(time.perf_counter() - started, 3)
-        history.append(row)
-        epochs.set_postfix(loss=f"{row['loss']:.3f}", test_error=row.get("test_error", "-"))
-        save_checkpoint(out / "checkpoint.pt", epoch, model, optimizer, ema, history, setup_seconds,
-                        trajectory)
-        write_history(out / "history.csv", history)
-        if stop_after is not None and done >= stop_after and epoch + 1 < recipe.epochs:
-            return FitResult(model, {}, history, out)
-
-    final = model
-    if trajectory is not None:
-        full.to(device)
-        if recipe.channels_last:
-            full.to(memory_format=torch.channels_last)
-        final = assemble(full, trajectory.snapshots)
-    elif ema is not None:
-        if model.freeze_stump:
-            model.branches = ema.module  # the stump never changed: only the branches are averaged
-        else:
-            final = ema.module
+    folder = RunFolder(out, checkpoint, stop_after)
+    result = train(model, train_images, recipe, eval_data=test_images, device=device,
+                   progress=progress, callbacks=[folder], eval_prefix="test")
+    if result.stopped:
+        return FitResult(result.model, {}, result.history, out)
+    final = result.model
     metrics = evaluate_split(final, split, recipe, device, test_images)  # images: whole model
-    metrics.update(weights_used=full.config.weights, ema=ema is not None,
+    metrics.update(weights_used=final.config.weights, ema=recipe.uses_ema,
                    epochs=recipe.epochs, ensemble=recipe.ensemble,
-                   setup_seconds=round(setup_seconds, 3),
-                   train_seconds=round(setup_seconds + sum(r["seconds"] for r in history), 3))
-    if trajectory is not None:
-        metrics["snapshot_steps"] = list(trajectory.steps)  # 0-based optimiser steps
-    save(final.cpu().to(memory_format=torch.contiguous_format), out / "model.pt")
+                   setup_seconds=round(result.setup_seconds, 3),
+                   train_seconds=round(result.train_seconds, 3))
+    if result.snapshot_steps is not None:
+        metrics["snapshot_steps"] = result.snapshot_steps  # 0-based optimiser steps
+    save(final.cpu(), out / "model.pt")
     write_json(out / "metrics.json", metrics)
-    return FitResult(final, metrics, history, out)
-
-
-def averaged_part(model: BranchedResNet) -> nn.Module:
-    """What the EMA averages: the branches when the stump is frozen (averaging constant weights
-    would cost a full copy of e.g. ResNet-152 per step), else the whole model."""
-    return model.branches if model.freeze_stump else model
-
-
-def _new_ema(model: BranchedResNet, recipe: Recipe, steps_per_epoch: int) -> AveragedModel:
-    decay = recipe.ema_decay(steps_per_epoch)
-    return AveragedModel(averaged_part(model), multi_avg_fn=get_ema_multi_avg_fn(decay),
-                         use_buffers=True)
-
-
-def _prefixed(prefix: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {prefix + k: v for k, v in data.items()}
-
-
-def _error_summary(model: BranchedResNet, loader: DataLoader, device: torch.device,
-                   forward=None) -> dict[str, float]:
-    logits, labels = collect_logits(model, loader, device, forward)
-    full = ensemble_metrics(logits, labels)
-    row = {"error": full["error"]}
-    row.update({f"error_b{i}": e for i, e in enumerate(full["branch_errors"])})
-    return row
+    return FitResult(final, metrics, result.history, out)
 
 
 def evaluate_split(model: BranchedResNet, split: Split, recipe: Recipe, device: torch.device,
@@ -583,7 +764,7 @@ def evaluate_split(model: BranchedResNet, split: Split, recipe: Recipe, device: 
     """Ensemble metrics on the test part (and the validation part when the split has one).
     ``test_images``: the test images already decoded for training, to not read them again."""
     def metrics_on(images: ImageDataset) -> dict[str, Any]:
-        loader = _loader(EvalImages(images), recipe.batch_size * 2, False)
+        loader = _loader(EvalImages(images, recipe.image_size), recipe.batch_size * 2, False)
         return ensemble_metrics(*collect_logits(model, loader, device))
 
     metrics = metrics_on(test_images or ImageDataset(split.test, size=recipe.image_size))
@@ -594,45 +775,13 @@ def evaluate_split(model: BranchedResNet, split: Split, recipe: Recipe, device: 
     return metrics
 
 
-def read_history(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+class _CallableModule(types.ModuleType):
+    """``rrrnet.train`` is both this module and the function :func:`train`: importing the
+    module (``import rrrnet.train``) binds it to the package attribute, so the module itself
+    answers calls, and ``rrrnet.train(model, data)`` works whatever was imported first."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
+        return train(*args, **kwargs)
 
 
-def _number(text: str):
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            return text
-
-
-def with_folded_stump(model: BranchedResNet, channels_last: bool) -> BranchedResNet:
-    """What training runs: ``model`` itself, or for a frozen stump, which never changes after its
-    BatchNorm warm-up, the same branches behind a copy of the stump with BatchNorm folded and
-    strided 1x1 convolutions subsampled (:func:`rrrnet.fold.frozen_copy`: exact up to float
-    rounding, about a quarter less stump time on CPU). The model that is saved, averaged and
-    finally evaluated keeps its own stump."""
-    if not model.freeze_stump:
-        return model
-    stump = frozen_copy(model.stump, channels_last=channels_last)
-    return BranchedResNet(stump, model.branches, model.plan, model.block, freeze_stump=True)
-
-
-def feature_cache(model: BranchedResNet, loader: DataLoader, device: torch.device,
-                  progress: bool = False, desc: str = "stump features") -> TensorDataset:
-    """Stump outputs of every image once: with a frozen stump and no augmentation the branches can
-    train on these instead of images (e.g. last-layer fine-tuning of a full backbone)."""
-    xs, ys = [], []
-    model.eval()
-    with torch.no_grad():
-        for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
-            xs.append(model.stump(x.to(device)).cpu())
-            ys.append(y)
-    return TensorDataset(torch.cat(xs), torch.cat(ys))
-
-
+sys.modules[__name__].__class__ = _CallableModule

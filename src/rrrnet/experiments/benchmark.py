@@ -34,7 +34,8 @@ from ..errors import ConfigError, RRRNetError, RunError
 from ..model import ModelConfig
 from ..report.benchmark_figures import write_figures
 from ..report.stats import dataset_intervals, method_summary, wilcoxon_against
-from ..train import DataSpec, Recipe, atomic_write, fit, write_csv, write_json
+from ..io import atomic_write, json_safe, parse_number, write_csv, write_json
+from ..train import DataSpec, Recipe, fit
 from .executors import LocalExecutor
 
 CELL_FORMAT = "rrrnet-benchmark-cell/1"
@@ -323,7 +324,7 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     if not path.exists():
         raise RunError(f"{path} not found; --report-only needs the folder of a benchmark run")
     with open(path, newline="") as f:
-        rows = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = [{k: parse_number(v) for k, v in row.items()} for row in csv.DictReader(f)]
     missing = {"dataset", "method", "seed", "error"} - set(rows[0] if rows else {})
     if not rows or missing:
         raise RunError(f"{path} has no result rows" + (f" (missing columns: "
@@ -344,7 +345,7 @@ def build_report(out: str | os.PathLike, rows: Sequence[dict[str, Any]] | None =
     tests = wilcoxon_against(rows, reference) if any(r["method"] == reference for r in rows) else {}
     write_table(out / "summary.csv", methods, list(methods[0]))
     write_table(out / "per_dataset.csv", per_dataset, list(per_dataset[0]))
-    write_json(out / "summary.json", _json_safe({"reference": reference, "methods": methods,
+    write_json(out / "summary.json", json_safe({"reference": reference, "methods": methods,
                                                  "per_dataset": per_dataset, "wilcoxon": tests}))
     text = summary_markdown(methods, per_dataset, tests, reference)
     atomic_write(out / "summary.md", lambda f: f.write(text), mode="w")
@@ -389,26 +390,6 @@ def _csv_value(value: Any) -> Any:
 def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) \
         else format(value, spec)
-
-
-def _json_safe(data: Any) -> Any:
-    """NaN (not measured, nothing to test) as null: strict JSON readers reject NaN."""
-    if isinstance(data, dict):
-        return {k: _json_safe(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_json_safe(v) for v in data]
-    return None if isinstance(data, float) and math.isnan(data) else data
-
-
-def _number(text: str) -> Any:
-    if text == "":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -36,7 +36,8 @@ from typing import Any, Iterable
 from ..backbone import arch_spec
 from ..errors import ConfigError
 from ..model import ModelConfig
-from ..train import Recipe, write_json
+from ..io import write_json
+from ..train import Recipe
 
 METHODS: dict[str, str] = {
     "A": "ResNet-152, last layer fine-tuned (frozen backbone, new classifier)",

@@ -50,7 +50,7 @@ from ..backbone import ResNet, STAGES, arch_spec, resnet
 from ..cost import backbone_cost, compare_latency, paired_ratio, summarize
 from ..errors import ConfigError
 from ..reduce import forward_order, keep_blocks
-from ..train import write_csv, write_json
+from ..io import write_csv, write_json
 
 GRANULARITIES = ("element", "channel", "block")
 DEFAULT_SPARSITIES = tuple(i / 10 for i in range(10))

@@ -31,9 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from ..backbone import arch_spec
@@ -45,8 +43,10 @@ from ..recycle import BranchedResNet
 from ..reduce import DEFAULT_BLOCKS, ORDERS, forward_order
 from ..report.curves import plot_selection
 from ..report.stats import mean_ci
-from ..train import (DataSpec, Recipe, TrainingImages, _loader, claim_folder, evaluate_split, fit,
-                     resolve_device, train_epoch, write_csv, write_json)
+from ..io import derive_seed, resolve_device, write_csv, write_json
+from ..rundir import claim_folder
+from ..train import DataSpec, Recipe, evaluate_split, fit
+from ..train import train as train_model
 
 DEFAULT_EPSILON = 0.01       # the paper gives no value: stop below a 1% relative gain
 STEPS_FORMAT = "rrrnet-selection-steps/1"
@@ -184,17 +184,13 @@ def grow(previous: BranchedResNet | None, config: ModelConfig, progress: bool = 
     return model
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([abs(seed), epoch]).generate_state(1)[0])
-
-
 class StepTrainer:
     """``train_and_score`` for :func:`forward_select`: grow the previous model by the next block,
     train every layer with ``recipe`` (a fresh AdamW per step; EMA over the step's last
     ``ema_epochs`` epochs), and return the accuracy on ``score_on`` and the trained model.
 
-    Epochs are numbered across steps (step k, epoch e is epoch ``k * epochs + e``), so every
-    step draws new batch orders and augmentations, reproducibly by seed.
+    Step ``k`` trains with the seed ``derive_seed(seed, k)``, so every step draws new batch
+    orders and augmentations, reproducibly by seed.
     """
 
     def __init__(self, split: Split, base: ModelConfig, recipe: Recipe,
@@ -224,31 +220,10 @@ class StepTrainer:
         return 1.0 - scored["error"], final.cpu().to(memory_format=torch.contiguous_format)
 
     def train(self, model: BranchedResNet, step: int) -> BranchedResNet:
-        recipe, device = self.recipe, self.device
-        torch.manual_seed(_epoch_seed(recipe.seed, step))
-        model.to(device)
-        if recipe.channels_last:
-            model.to(memory_format=torch.channels_last)
-        images = TrainingImages(self.train_images, recipe.augment_ops, 1, recipe.seed)
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                      lr=recipe.lr, weight_decay=recipe.weight_decay)
-        steps_per_epoch = math.ceil(len(images) / recipe.batch_size)
-        ema = None
-        for e in range(recipe.epochs):
-            if ema is None and recipe.ema_epochs > 0 and e >= recipe.ema_start:
-                ema = AveragedModel(model, use_buffers=True, multi_avg_fn=get_ema_multi_avg_fn(
-                    recipe.ema_decay(steps_per_epoch)))
-            epoch = step * recipe.epochs + e
-            images.epoch = epoch
-            loader = _loader(images, recipe.batch_size, True, _epoch_seed(recipe.seed, epoch),
-                             recipe.num_workers)
-            train_epoch(model, loader, optimizer, ema, device, self.progress,
-                        f"ResNet_{_name(self.order[step])} epoch {e + 1}")
-        if ema is None:
-            return model
-        final = ema.module
-        final.config = model.config
-        return final
+        """:func:`rrrnet.train.train` with the step's own seed (new draws every step)."""
+        recipe = dataclasses.replace(self.recipe, seed=derive_seed(self.recipe.seed, step))
+        return train_model(model, self.train_images, recipe, device=self.device,
+                           progress=self.progress).model
 
 
 # ---------------------------------------------------------------------------------------------

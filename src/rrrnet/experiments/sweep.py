@@ -20,7 +20,9 @@ from ..errors import ConfigError
 from ..model import ModelConfig
 from ..report.curves import plot_sweep
 from ..report.stats import mean_ci
-from ..train import DataSpec, Recipe, claim_folder, fit, write_csv, write_json
+from ..io import write_csv, write_json
+from ..rundir import claim_folder
+from ..train import DataSpec, Recipe, fit
 
 PAPER_BRANCHES = (1, 2, 4, 8, 16, 32, 64, 128)
 OUTPUT_FILES = ("sweep.csv", "sweep_summary.csv", "sweep.json", "sweep.png")

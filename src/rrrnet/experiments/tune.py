@@ -20,7 +20,6 @@ kept in a database: running the same command again continues it up to ``trials``
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -29,7 +28,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model import ModelConfig
-from ..train import DataSpec, Recipe, fit, write_csv, write_json
+from ..io import json_safe, write_csv, write_json
+from ..train import DataSpec, Recipe, fit
 
 DEFAULT_METHOD = "E"
 DROPOUT_METHOD = "D"
@@ -222,8 +222,8 @@ def tune(data: str | os.PathLike, out: str | os.PathLike = "rrrnet-tune", *,
     check_same_study(study, {
         "method": method, "dataset": str(Path(data).resolve()), "train": train, "val": val,
         "space": space.to_dict(), "seed": seed, "weights": weights, "arch": arch,
-        "model_overrides": _jsonable(model_overrides),
-        "base_recipe": _jsonable({k: v for k, v in dataclasses.asdict(base_recipe).items()
+        "model_overrides": json_safe(model_overrides),
+        "base_recipe": json_safe({k: v for k, v in dataclasses.asdict(base_recipe).items()
                                   if k not in ("device", "num_workers")}),
     })
 
@@ -338,7 +338,7 @@ def best_summary(study, method: str, spec: DataSpec, storage: str | None) -> dic
     settings = study.user_attrs.get("settings", {})
     source.update({key: settings.get(key) for key in ("seed", "arch", "weights", "model_overrides")
                    if settings.get(key) is not None})  # None: the method's default
-    default = _jsonable(dataclasses.asdict(Recipe()))
+    default = json_safe(dataclasses.asdict(Recipe()))
     # Settings the tuned values go with (e.g. a smaller image_size, a shorter BatchNorm warm-up)
     # travel with them into the config file; where a trial ran (device, workers) does not.
     fixed = {k: v for k, v in settings.get("base_recipe", {}).items()
@@ -366,14 +366,3 @@ def trial_row(trial) -> dict[str, Any]:
 
 def write_trials_csv(path: Path, study) -> None:
     write_csv(path, (trial_row(t) for t in study.get_trials(deepcopy=False)), TRIAL_FIELDS)
-
-
-def _jsonable(data: Any) -> Any:
-    """Tuples as lists, so that settings compare equal after a round trip through the storage."""
-    if isinstance(data, dict):
-        return {k: _jsonable(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_jsonable(v) for v in data]
-    if isinstance(data, float) and math.isnan(data):
-        return None
-    return data

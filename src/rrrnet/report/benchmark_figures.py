@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.cluster import hierarchy  # noqa: E402
 
-from ..train import atomic_write  # noqa: E402
+from ..io import atomic_write  # noqa: E402
 from .stats import (dataset_intervals, error_matrix, method_summary, methods_of,  # noqa: E402
                     seed_means)
 

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..train import atomic_write  # noqa: E402
+from ..io import atomic_write  # noqa: E402
 
 BLUE, RED, GREY = "#1f77b4", "#d62728", "#7f7f7f"
 

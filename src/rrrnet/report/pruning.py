@@ -20,7 +20,7 @@ def plot_pruning(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..train import atomic_write
+    from ..io import atomic_write
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for granularity, (label, color, marker) in STYLES.items():
