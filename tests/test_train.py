@@ -140,8 +140,10 @@ def test_bad_recipes(kwargs):
 def test_fit_writes_a_complete_run(tiny_data, tmp_path):
     result = fit(tiny_data, tmp_path / "run", TINY_MODEL, TINY_RECIPE, progress=False)
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert names == ["checkpoint.pt", "config.json", "history.csv", "metrics.json", "model.pt",
-                     "stump.pt"]
+    assert names == [".rrrnet.lock", "checkpoint.pt", "config.json", "history.csv",
+                     "manifest.json", "metrics.json", "model.pt", "stump.pt"]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())["files"]
+    assert sorted(manifest) == [n for n in names[1:] if n != "manifest.json"]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["classes"] == ["class_0", "class_1", "class_2", "class_3"]
     assert config["model"]["num_classes"] == 4 and config["recipe"]["epochs"] == 3

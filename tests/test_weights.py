@@ -5,6 +5,7 @@ import http.server
 import socket
 import sys
 import threading
+import time
 import types
 import urllib.request
 
@@ -14,6 +15,7 @@ import torch
 from conftest import randomize_
 from rrrnet import weights
 from rrrnet.backbone import resnet
+from rrrnet.cli import main
 from rrrnet.errors import WeightsError
 from rrrnet.weights import (SOURCES, WeightSource, cache_dir, cached_path, download, infer_arch,
                             load_backbone, named_source, read_checkpoint, register_source, resolve)
@@ -160,7 +162,7 @@ def test_read_checkpoint_missing_file(tmp_path):
 def test_read_checkpoint_garbage_file(tmp_path, name):
     path = tmp_path / name
     path.write_bytes(b"this is not a checkpoint\x00\x01\x02" * 50)
-    with pytest.raises(WeightsError, match="could not read checkpoint") as err:
+    with pytest.raises(WeightsError, match="is not a readable checkpoint.*state dict.*safetensors") as err:
         read_checkpoint(path)
     assert str(path) in str(err.value)
 
@@ -266,7 +268,7 @@ def test_named_source_downloads_verifies_and_caches(server, registered):
     assert listing(cache_dir()) == []
     state = resolve("resnet18.test_in1k", arch="resnet18", progress=False)
     assert cached_path(source) == cache_dir() / name
-    assert listing(cache_dir()) == [name]
+    assert listing(cache_dir()) == [f".{name}.verified", name]  # no partial file left
     assert sha256(cache_dir() / name) == digest
     assert_same_model(state, original)
 
@@ -275,7 +277,7 @@ def test_named_source_downloads_verifies_and_caches(server, registered):
         urllib.request.urlopen(source.url, timeout=5)
     again = resolve("resnet18.test_in1k", arch="resnet18", progress=False)  # ... the cache is used
     assert_same_model(again, original)
-    assert listing(cache_dir()) == [name]
+    assert listing(cache_dir()) == [f".{name}.verified", name]
 
 
 def test_mirror_argument_replaces_host(server, registered):
@@ -415,3 +417,61 @@ def test_astra_kernels_are_summed_over_depth(tmp_path, monkeypatch):
 def test_astra_depth_sum_is_exact_in_float32(tmp_path, monkeypatch):
     conv, _, _ = _fake_astra(tmp_path, monkeypatch)
     assert torch.equal(weights.astra_state_dict()["conv1.weight"], conv.float().sum(dim=2))
+
+
+# ----------------------------------------------------------------------------- reliability (issue 12)
+
+def test_a_spoofed_file_in_the_cache_is_refused(server, registered):
+    """Any file placed at a named source's cached name used to be loaded as its weights."""
+    original = tiny()
+    name, digest = _serve_tiny(server, original)
+    source = registered(WeightSource(name="resnet18.spoof_in1k", arch="resnet18",
+                                     url=f"{server.url}/{name}", sha256=digest, description="test"))
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    torch.save(tiny(seed=5).state_dict(), cached_path(source))  # loads, but is not the source
+    with pytest.raises(WeightsError, match=f"{name} is not resnet18.spoof_in1k.*{digest[:8]}"):
+        resolve("resnet18.spoof_in1k", arch="resnet18", progress=False)
+    assert main(["weights", "--check", "resnet18.spoof_in1k", "--arch", "resnet18"]) == 2
+    # the real file is verified once, then remembered by size and modification time
+    cached_path(source).unlink()
+    resolve("resnet18.spoof_in1k", arch="resnet18", progress=False)
+    calls, original_sha = [], hashlib.sha256
+
+    def counting(*args):
+        calls.append(1)
+        return original_sha(*args)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hashlib, "sha256", counting)
+        resolve("resnet18.spoof_in1k", arch="resnet18", progress=False)
+    assert calls == []
+
+
+def test_a_mirror_that_never_answers_times_out(registered, monkeypatch):
+    """A server on 127.0.0.1 that accepts connections and never sends a byte."""
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    source = registered(WeightSource(name="resnet18.silent_in1k", arch="resnet18",
+                                     url=f"{url}/resnet18-00000000.pth", sha256="00000000",
+                                     description="test"))
+    monkeypatch.setenv("RRRNET_DOWNLOAD_TIMEOUT", "0.5")
+    started = time.monotonic()
+    with pytest.raises(WeightsError, match=f"{url}.*no answer within 0.5 s.*--timeout"):
+        download(source, progress=False)
+    assert time.monotonic() - started < 10
+    assert listing(cache_dir()) == []  # nothing left in the cache, no empty .partial
+    listener.close()
+
+
+def test_weights_given_a_folder_or_a_text_file_says_what_it_is(tmp_path):
+    with pytest.raises(WeightsError, match="is a folder"):
+        resolve(str(tmp_path), arch="resnet18")
+    text = tmp_path / "afile.txt"
+    text.write_text("hello")
+    with pytest.raises(WeightsError, match="afile.txt is not a readable checkpoint.*torch.save"):
+        resolve(str(text), arch="resnet18")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -15,14 +16,16 @@ from .recycle import INIT_MODES, SPLIT_POINTS
 EXIT_USER_ERROR = 2
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
+def add_model_args(parser: argparse.ArgumentParser, num_classes: bool = True) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--arch", default="resnet152", choices=sorted(ARCHS),
                    help="template ResNet (default: resnet152)")
     g.add_argument("--blocks", default="1,1,1,1",
                    help="blocks kept per stage, ResNet_{x1-x2-x3-x4} (default: 1,1,1,1)")
     g.add_argument("--branches", "-b", type=int, default=8, help="number of branches (default: 8)")
-    g.add_argument("--num-classes", type=int, default=20, help="classes of the task (default: 20)")
+    if num_classes:  # fit takes the class count from its data
+        g.add_argument("--num-classes", type=int, default=20,
+                       help="classes of the task (default: 20)")
     g.add_argument("--split-at", default="layer3", choices=SPLIT_POINTS,
                    help="first stage split into branches; layer3 is conv4_1 (default: layer3)")
     g.add_argument("--shift", "-a", type=int, default=None,
@@ -39,7 +42,8 @@ def model_config(args: argparse.Namespace):
     from .model import ModelConfig
     from .reduce import parse_blocks
     return ModelConfig(arch=args.arch, blocks=parse_blocks(args.blocks), branches=args.branches,
-                       num_classes=args.num_classes, split_at=args.split_at, shift=args.shift,
+                       num_classes=getattr(args, "num_classes", 20), split_at=args.split_at,
+                       shift=args.shift,
                        init=args.init, seed=args.seed,
                        weights=getattr(args, "weights", "none") or "none")
 
@@ -137,6 +141,8 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--test", type=int, default=20, help="test images per class")
     s.add_argument("--skip-bad-images", action="store_true",
                    help="drop missing or corrupt images with a warning instead of stopping")
+    s.add_argument("--allow-outside-files", action="store_true",
+                   help="accept labels.csv rows naming files outside the dataset folder")
 
 
 def recipe(args: argparse.Namespace):
@@ -154,7 +160,8 @@ def recipe(args: argparse.Namespace):
 def data_spec(args: argparse.Namespace, root: str):
     from .train import DataSpec
     return DataSpec(root=root, train=args.train, val=args.val, test=args.test,
-                    skip_bad_images=args.skip_bad_images)
+                    skip_bad_images=args.skip_bad_images,
+                    allow_outside_files=getattr(args, "allow_outside_files", False))
 
 
 def given_options(argv: Sequence[str] | None) -> set[str]:
@@ -702,7 +709,7 @@ def parser() -> argparse.ArgumentParser:
     fit.add_argument("data", help="dataset folder (Meta-Album: labels.csv, info.json, images/; "
                                   "or one sub-folder per class)")
     fit.add_argument("--out", "-o", required=True, help="run folder to write")
-    add_model_args(fit)
+    add_model_args(fit, num_classes=False)
     fit.add_argument("--weights", default="imagenet",
                      help="checkpoint file, source name (rrrnet weights), astra-ct or none")
     add_recipe_args(fit)
@@ -807,6 +814,12 @@ def parser() -> argparse.ArgumentParser:
     add_sweep_command(sub)
     add_benchmark_command(sub)
     add_prune_command(sub)
+    for name in ("fit", "build", "weights", "demo", "select-blocks", "sweep-branches",
+                 "benchmark", "tune"):
+        sub.choices[name].add_argument(
+            "--timeout", type=float, default=None, metavar="SECONDS",
+            help="download timeout on connecting and on every read (default: "
+                 "$RRRNET_DOWNLOAD_TIMEOUT or 60)")
     return p
 
 
@@ -814,6 +827,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.command_line = list(sys.argv[1:] if argv is None else argv)  # see given_options
+    if getattr(args, "timeout", None) is not None:
+        os.environ["RRRNET_DOWNLOAD_TIMEOUT"] = str(args.timeout)  # read by weights.download
     try:
         return args.func(args)
     except RRRNetError as err:

@@ -7,13 +7,15 @@ full disk leaves the previous version intact.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -118,3 +120,17 @@ def derive_seed(*parts: int) -> int:
     """A 32-bit seed mixed from integers (``numpy.random.SeedSequence``): e.g. (run seed, epoch)
     gives every epoch its own reproducible draws, independent of what ran before."""
     return int(np.random.SeedSequence([abs(int(p)) for p in parts]).generate_state(1)[0])
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an OS lock on the file ``path`` (created if needed) for the ``with`` block, waiting
+    for another process that holds it. The OS releases it if the process dies."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -11,12 +11,13 @@ from torch.utils.data import DataLoader
 from .augment import normalize
 from .data import ImageDataset, load_dataset, micro_split, read_image
 from . import deploy
-from .errors import RunError
+from .errors import DataError, RunError
 from .evaluate import collect_logits, ensemble_metrics, predict_images
 from .io import resolve_device, write_json
 from .model import load
 from .recycle import BranchedResNet
 from .rundir import read_run as read_run_folder
+from .rundir import record
 from .train import EvalImages
 
 
@@ -31,9 +32,16 @@ def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, split: str = "
                  device: str = "auto") -> tuple[Path, dict[str, Any]]:
     """Metrics of the run's model on ``split`` of ``data`` (the run's per-class split sizes)."""
     model, config = read_run(run)
+    spec = config.get("data") or {}
+    if split not in ("train", "val", "test", "all"):
+        raise RunError(f"--split must be train, val, test or all, got {split!r}")
+    if split == "val" and not spec.get("val"):
+        raise RunError(f"{run} was trained without a validation split (fit --val N makes one); "
+                       f"evaluate --split test, train or all")
+    if split in ("train", "val", "test") and not spec:
+        raise RunError(f"{Path(run) / 'config.json'} records no data split; use --split all")
     dataset = load_dataset(data, skip_bad_images=skip_bad_images)
     _check_classes(model, config, dataset.classes, data)
-    spec = config["data"]
     images = dataset if split == "all" else getattr(
         micro_split(dataset, train=spec["train"], val=spec["val"], test=spec["test"]), split)
     size = config["recipe"]["image_size"]
@@ -43,6 +51,8 @@ def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, split: str = "
     path = Path(out) if out else Path(run) / "evaluate" / f"{Path(data).name}-{split}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, metrics)
+    if path.parent == Path(run) / "evaluate":
+        record(Path(run), path.relative_to(run).as_posix())
     return path, metrics
 
 
@@ -50,19 +60,41 @@ def predict_run(run: str | os.PathLike, images: list[str], k: int = 3,
                 **options: bool) -> list[dict[str, Any]]:
     """Top-k classes and uncertainty per image, with the fast inference model
     (:func:`rrrnet.deploy.prepare`; ``options`` override its options)."""
+    if k < 1:
+        raise RunError(f"--top-k must be at least 1, got {k}")
     model, config = read_run(run)
+    for image in images:
+        if Path(image).is_dir():
+            raise RunError(f"{image} is a folder; give image files (e.g. {image}/*.jpg)")
+        if not Path(image).is_file():
+            raise RunError(f"image file {image} does not exist")
     model = deploy.prepare(model, image_size=config["recipe"]["image_size"], **options)
     size = config["recipe"]["image_size"]
-    batch = torch.stack([normalize(read_image(path, size)) for path in images])
-    results = predict_images(model, batch, config["classes"], k)
+    batch = []
+    for image in images:
+        try:
+            batch.append(normalize(read_image(image, size)))
+        except DataError as err:
+            raise RunError(str(err).split("; ")[0] + "; predict needs readable image files") from None
+    results = predict_images(model, torch.stack(batch), config["classes"], k)
     return [{"image": str(path), **r} for path, r in zip(images, results)]
 
 
 def _check_classes(model: BranchedResNet, config: dict, classes, data) -> None:
     trained = config.get("classes")
     if trained is not None and list(trained) != list(classes):
-        raise RunError(f"{data} has classes {list(classes)[:5]}..., the run was trained on "
-                       f"{trained[:5]}...; evaluate on a dataset with the same classes")
+        extra = [c for c in classes if c not in trained]
+        missing = [c for c in trained if c not in classes]
+        if extra or missing:
+            detail = (f"classes not in the run: {extra[:10]}" if extra else "") + \
+                     ("; " if extra and missing else "") + \
+                     (f"classes of the run missing here: {missing[:10]}" if missing else "")
+        else:
+            first = next(i for i, (a, b) in enumerate(zip(trained, classes)) if a != b)
+            detail = (f"the same classes in another order (position {first}: {classes[first]!r} "
+                      f"here, {trained[first]!r} in the run)")
+        raise RunError(f"{data} does not have the classes the run was trained on: {detail}; "
+                       f"evaluate on a dataset with the same classes")
     if model.config.num_classes != len(classes):
         raise RunError(f"{data} has {len(classes)} classes, the model predicts "
                        f"{model.config.num_classes}")

@@ -58,11 +58,11 @@ from .ensembles import (ENSEMBLES, TRAJECTORY_ENSEMBLES, Indexed, Trajectory, as
 from .errors import ConfigError, RunError
 from .evaluate import collect_logits, ensemble_metrics
 from .fold import frozen_copy
-from .io import derive_seed, read_json, resolve_device, write_json
-from .model import ModelConfig, build, load, save
+from .io import derive_seed, resolve_device, write_json
+from .model import ModelConfig, blank, build, load, save
 from .recycle import BranchedResNet
-from .rundir import (Comparison, load_checkpoint, prepare_run, read_history, save_checkpoint,
-                     write_history)
+from .rundir import (Comparison, clear_run, load_checkpoint, locked, prepare_run, read_config,
+                     read_run, record, save_checkpoint, write_history)
 
 BRANCH_VIEWS = ("shared", "independent")
 _WARM_UP_EPOCH = 10**6  # the stump warm-up's draws: a stream no training epoch uses
@@ -147,9 +147,11 @@ class DataSpec:
     val: int = 0
     test: int = 20
     skip_bad_images: bool = False
+    allow_outside_files: bool = False   # labels.csv rows may name files outside the folder
 
     def load(self) -> Split:
-        return micro_split(load_dataset(self.root, skip_bad_images=self.skip_bad_images),
+        return micro_split(load_dataset(self.root, skip_bad_images=self.skip_bad_images,
+                                        allow_outside_files=self.allow_outside_files),
                            train=self.train, val=self.val, test=self.test)
 
 
@@ -657,7 +659,8 @@ def evaluate_model(model: BranchedResNet, data: Dataset | Iterable, recipe: Reci
 RUN_COMPARISON = Comparison(
     # Options added since a run was written take their defaults, which are what that run used;
     # where the run executes may change between an interruption and its resumption.
-    defaults={"recipe": dataclasses.asdict(Recipe()), "model": {"dropout": 0.0}},
+    defaults={"recipe": dataclasses.asdict(Recipe()), "model": {"dropout": 0.0},
+              "data": {"allow_outside_files": False}},
     ignore={"recipe": ("device", "num_workers"), "model": ("weights",)})
 
 
@@ -684,10 +687,12 @@ class RunFolder(Callback):
     def on_stump_ready(self, state: TrainState) -> None:
         stump = {"model": state.model.stump.state_dict()}
         save_checkpoint(self.out / "stump.pt", stump)
+        record(self.out, "stump.pt")
 
     def on_epoch_end(self, state: TrainState) -> None:
         save_checkpoint(self.out / "checkpoint.pt", state.state_dict())
         write_history(self.out / "history.csv", state.history)
+        record(self.out, "checkpoint.pt", "history.csv")
         self.done += 1
         if self.stop_after is not None and self.done >= self.stop_after:
             state.stop = True
@@ -720,24 +725,32 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
         collection_steps(recipe.ensemble, recipe.epochs, math.ceil(len(split.train) /
                          recipe.batch_size), model_config.branches, recipe.fge_cycle_epochs)
     config = run_config(model_config, recipe, data, split.train.classes)
+    with locked(out):
+        return _fit_locked(out, split, data, model_config, recipe, config, device, resume,
+                           overwrite, progress, stop_after)
+
+
+def _fit_locked(out: Path, split: Split, data: DataSpec, model_config: ModelConfig,
+                recipe: Recipe, config: dict[str, Any], device: torch.device, resume: bool,
+                overwrite: bool, progress: bool, stop_after: int | None) -> FitResult:
     resuming = prepare_run(out, config, resume, overwrite, RUN_COMPARISON)
     if resuming and (out / "metrics.json").exists():
-        model = load(out / "model.pt")
-        metrics = read_json(out / "metrics.json", "the run's metrics")
-        return FitResult(model, metrics, read_history(out / "history.csv"), out)
+        finished = read_run(out)
+        return FitResult(load(finished.model_path), finished.metrics, finished.history, out)
     torch.manual_seed(recipe.seed)
     checkpoint = None
     if resuming:
         checkpoint = load_checkpoint(out / "checkpoint.pt")
-        saved_weights = read_json(out / "config.json")["model"]["weights"]
-        model = build(dataclasses.replace(model_config, weights=saved_weights), weights="none",
-                      progress=progress)  # the weights are the checkpoint's
+        saved_weights = read_config(out)["model"]["weights"]
+        model = blank(dataclasses.replace(model_config, weights=saved_weights))
         if model.freeze_stump:
             model.stump.load_state_dict(load_checkpoint(out / "stump.pt")["model"])
     else:
-        model = build(model_config, progress=progress)
+        model = build(model_config, progress=progress)  # the weights load: now the run can start
+        clear_run(out)                                  # an earlier run (--overwrite) goes now
         # As asked (shift None stays None), so a resumption with the same options compares equal.
         write_json(out / "config.json", {**config, "resolved_shift": model.plan.shift})
+        record(out, "config.json")
 
     train_images = ImageDataset(split.train, size=recipe.image_size)
     test_images = ImageDataset(split.test, size=recipe.image_size)
@@ -756,6 +769,7 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
         metrics["snapshot_steps"] = result.snapshot_steps  # 0-based optimiser steps
     save(final.cpu(), out / "model.pt")
     write_json(out / "metrics.json", metrics)
+    record(out, "model.pt", "metrics.json")  # last: the run is finished
     return FitResult(final, metrics, result.history, out)
 
 

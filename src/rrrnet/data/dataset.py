@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -143,8 +144,14 @@ def _to_8_bit(image: Image.Image) -> Image.Image:
 # Meta-Album
 # --------------------------------------------------------------------------------------------
 
-def load_meta_album(root: str | Path, skip_bad_images: bool = False) -> LabelledImages:
-    """A Meta-Album dataset folder (labels.csv, info.json, images/) -> LabelledImages."""
+def load_meta_album(root: str | Path, skip_bad_images: bool = False,
+                    allow_outside_files: bool = False) -> LabelledImages:
+    """A Meta-Album dataset folder (labels.csv, info.json, images/) -> LabelledImages.
+
+    Every listed file is resolved to its real path (``./x.jpg``, ``../``, absolute paths and
+    symbolic links included) before the duplicate check, so one image cannot be listed twice
+    under two names and land in both train and test; a file that resolves outside the dataset
+    folder is refused unless ``allow_outside_files``."""
     root = _existing_folder(root)
     labels_csv = root / "labels.csv"
     if not labels_csv.is_file():
@@ -161,8 +168,8 @@ def load_meta_album(root: str | Path, skip_bad_images: bool = False) -> Labelled
     images_folder = root / "images"
     if not images_folder.is_dir():
         raise DataError(f"image folder {images_folder} not found; put the files listed in {labels_csv} there")
-    files, categories = _files_and_categories(labels_csv, rows, image_column, category_column)
-    paths = [images_folder / file for file in files]
+    paths, categories = _files_and_categories(labels_csv, rows, image_column, category_column,
+                                              images_folder, allow_outside_files)
     return _build(root, str(info.get("dataset_name") or root.name), paths, categories,
                   class_order=list(dict.fromkeys(categories)), skip_bad_images=skip_bad_images)
 
@@ -223,23 +230,33 @@ def _check_columns(labels_csv: Path, header: list[str], needed: list[str]) -> No
         )
 
 
-def _files_and_categories(labels_csv: Path, rows: list[tuple[int, dict]],
-                          image_column: str, category_column: str) -> tuple[list[str], list[str]]:
-    """File names and categories of every row; empty or repeated file names are errors."""
-    files, categories, first_line = [], [], {}
+def _files_and_categories(labels_csv: Path, rows: list[tuple[int, dict]], image_column: str,
+                          category_column: str, images_folder: Path,
+                          allow_outside_files: bool = False) -> tuple[list[Path], list[str]]:
+    """Paths and categories of every row; empty file names, files listed twice (under any
+    name that resolves to the same file) and files outside the dataset are errors."""
+    paths, categories, first_line = [], [], {}
+    root = Path(os.path.realpath(images_folder.parent))
     for line, row in rows:
         file, category = row.get(image_column) or "", row.get(category_column) or ""
         for column, value in ((image_column, file), (category_column, category)):
             if not value.strip():
                 raise DataError(f"{labels_csv} line {line}: empty {column}; fill it in or delete the line")
-        if file in first_line:
+        path = images_folder / file
+        real = Path(os.path.realpath(path))
+        if not allow_outside_files and not real.is_relative_to(root):
+            raise DataError(f"{labels_csv} line {line}: {file} resolves to {real}, outside the "
+                            f"dataset folder {root}; copy it into images/, or pass "
+                            f"--allow-outside-files if that is intended")
+        if real in first_line:
             # The same image twice could land in both train and test and inflate accuracy.
-            raise DataError(f"{labels_csv} lines {first_line[file]} and {line} both list {file}; "
-                            f"keep one of them")
-        first_line[file] = line
-        files.append(file)
+            raise DataError(f"{labels_csv} lines {first_line[real][0]} and {line} both list "
+                            f"{real.name} ({first_line[real][1]!r} and {file!r} are the same "
+                            f"file); keep one of them")
+        first_line[real] = (line, file)
+        paths.append(path)
         categories.append(category)
-    return files, categories
+    return paths, categories
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,6 +272,11 @@ def load_image_folder(root: str | Path, skip_bad_images: bool = False) -> Labell
                         f"{root}/<class name>/")
     paths, categories = [], []
     for folder in class_folders:
+        nested = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if nested:
+            warnings.warn(f"{folder}: sub-folders {nested} are ignored (an ImageFolder class is "
+                          f"the images directly in its folder); move their images up if they "
+                          f"belong to class {folder.name!r}", stacklevel=2)
         images = _image_files(folder)
         if not images:
             raise DataError(f"class folder {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); "
@@ -281,11 +303,12 @@ def _image_files(folder: Path) -> list[Path]:
 # Either layout
 # --------------------------------------------------------------------------------------------
 
-def load_dataset(root: str | Path, skip_bad_images: bool = False) -> LabelledImages:
+def load_dataset(root: str | Path, skip_bad_images: bool = False,
+                 allow_outside_files: bool = False) -> LabelledImages:
     """Meta-Album when ``root/labels.csv`` exists, else ImageFolder when class sub-folders hold images."""
     root = _existing_folder(root)
     if (root / "labels.csv").is_file():
-        return load_meta_album(root, skip_bad_images)
+        return load_meta_album(root, skip_bad_images, allow_outside_files)
     folders = _class_folders(root)
     # A Meta-Album folder that lost its labels.csv would otherwise load as one class "images".
     looks_like_meta_album = (root / "info.json").is_file() or [f.name for f in folders] == ["images"]

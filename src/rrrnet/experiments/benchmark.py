@@ -34,6 +34,7 @@ from ..errors import ConfigError, RRRNetError, RunError
 from ..model import ModelConfig
 from ..report.benchmark_figures import write_figures
 from ..report.stats import dataset_intervals, method_summary, wilcoxon_against
+from ..rundir import holds_folder
 from ..io import atomic_write, json_safe, parse_number, write_csv, write_json
 from ..train import DataSpec, Recipe, fit
 from .executors import LocalExecutor
@@ -277,6 +278,7 @@ def _describe(err: BaseException) -> str:
             f"{type(err).__name__}: {text[-1] if text else ''}")
 
 
+@holds_folder()
 def run_benchmark(datasets: Sequence[str | os.PathLike], out: str | os.PathLike,
                   options: BenchmarkOptions = BenchmarkOptions(), executor=None,
                   progress: bool = True) -> BenchmarkResult:

@@ -44,7 +44,7 @@ from ..reduce import DEFAULT_BLOCKS, ORDERS, forward_order
 from ..report.curves import plot_selection
 from ..report.stats import mean_ci
 from ..io import derive_seed, resolve_device, write_csv, write_json
-from ..rundir import claim_folder
+from ..rundir import claim_folder, holds_folder
 from ..train import DataSpec, Recipe, evaluate_split, fit
 from ..train import train as train_model
 
@@ -239,6 +239,7 @@ class SelectionReport:
     controls: list[dict[str, Any]] = field(default_factory=list)
 
 
+@holds_folder()
 def select_blocks(data: DataSpec, out: str | os.PathLike, *, arch: str = "resnet152",
                   weights: str = "imagenet", start: Sequence[int] = DEFAULT_BLOCKS,
                   order: str = "stages", epsilon: float = DEFAULT_EPSILON, stop: bool = True,

@@ -21,7 +21,7 @@ from ..model import ModelConfig
 from ..report.curves import plot_sweep
 from ..report.stats import mean_ci
 from ..io import write_csv, write_json
-from ..rundir import claim_folder
+from ..rundir import claim_folder, holds_folder
 from ..train import DataSpec, Recipe, fit
 
 PAPER_BRANCHES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -35,6 +35,7 @@ class SweepResult:
     summary: list[dict[str, Any]]    # sweep_summary.csv
 
 
+@holds_folder()
 def sweep_branches(data: DataSpec, out: str | os.PathLike,
                    branch_counts: Sequence[int] = PAPER_BRANCHES, seeds: Sequence[int] = (0, 1, 2),
                    model_config: ModelConfig | None = None, recipe: Recipe | None = None,

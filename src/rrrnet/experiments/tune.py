@@ -28,6 +28,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model import ModelConfig
+from ..rundir import holds_folder
 from ..io import json_safe, write_csv, write_json
 from ..train import DataSpec, Recipe, fit
 
@@ -182,6 +183,7 @@ def finished(study) -> list:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
 
 
+@holds_folder()
 def tune(data: str | os.PathLike, out: str | os.PathLike = "rrrnet-tune", *,
          method: str = DEFAULT_METHOD, trials: int = 20, space: SearchSpace | None = None,
          seed: int = 0, storage: str | None = None, study_name: str | None = None,
