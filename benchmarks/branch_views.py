@@ -34,7 +34,7 @@ def main() -> None:
           f"(EMA over {args.ema_epochs}), weights {weights}")
     for seed in (int(s) for s in args.seeds.split(",")):
         for views in ("shared", "independent"):
-            recipe = Recipe(epochs=args.epochs, ema_epochs=args.ema_epochs, warm_stem_epochs=2,
+            recipe = Recipe(epochs=args.epochs, ema_epochs=args.ema_epochs, warm_stump_epochs=2,
                             branch_views=views, seed=seed, eval_every=0)
             result = fit(data, out / f"{views}-seed{seed}", ModelConfig(weights=weights, seed=seed),
                          recipe, resume=True, progress=False)

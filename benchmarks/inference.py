@@ -1,7 +1,7 @@
 """Inference latency of RRR-Net against ResNet-152, measured side by side in one process.
 
 Every comparison is interleaved (one run of each model per round, see
-``rrrnet.cost.compare_latency``) so that the ratios hold even on a loaded machine. All models are
+``rrrnet.latency.compare_latency``) so that the ratios hold even on a loaded machine. All models are
 prepared the same way (``rrrnet.deploy.prepare`` defaults: eval, BatchNorm folded). Ratios are
 medians of per-round ratios with 95% intervals. Random weights: timing does not depend on them.
 
@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from rrrnet.backbone import resnet
-from rrrnet.cost import backbone_cost, compare_latency, cost, paired_ratio
+from rrrnet.cost import backbone_cost, cost
+from rrrnet.latency import compare_latency, paired_ratio
 from rrrnet.deploy import DEFAULTS, prepare
 from rrrnet.model import ModelConfig, build
 from rrrnet.recycle import convert

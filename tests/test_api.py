@@ -18,7 +18,7 @@ from rrrnet.errors import ConfigError
 from rrrnet.train import Callback, Recipe
 
 TINY = dict(arch="resnet18", blocks=(1, 1, 1, 1), branches=2, num_classes=4, weights="none")
-RECIPE = Recipe(epochs=8, batch_size=8, ema_epochs=2, warm_stem_epochs=1, image_size=32, seed=0)
+RECIPE = Recipe(epochs=8, batch_size=8, ema_epochs=2, warm_stump_epochs=1, image_size=32, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -129,16 +129,23 @@ def test_package_exports_the_training_api():
     assert rrrnet.fit is module.fit and rrrnet.Recipe is module.Recipe
 
 
-@pytest.mark.parametrize("module, heavy", [
-    ("rrrnet", ("albumentations", "cv2", "matplotlib", "ray", "optuna", "torch_pruning", "onnx",
-                "onnxruntime", "skimage", "rrrnet.train")),
-    ("rrrnet.deploy", ("albumentations", "cv2", "matplotlib", "rrrnet.train", "rrrnet.augment")),
+HEAVY = ("scipy", "albumentations", "cv2", "matplotlib", "ray", "optuna", "torch_pruning", "onnx",
+         "onnxruntime", "skimage")
+
+
+@pytest.mark.parametrize("code, absent", [
+    ("import rrrnet", ("torch", *HEAVY)),                        # names load on first use
+    ("import rrrnet; rrrnet.build; rrrnet.cost; rrrnet.SOURCES", HEAVY),   # the core: torch only
+    ("import rrrnet.deploy", ("albumentations", "cv2", "matplotlib", "rrrnet.train",
+                              "rrrnet.augment")),
+    # the whole parser, every command's options: `rrrnet COMMAND --help` without torch
+    ("from rrrnet.cli import parser; parser()", ("torch", "numpy", *HEAVY)),
 ])
-def test_imports_stay_light(module, heavy):
-    """In a fresh interpreter: what importing the package (or deploy) loads."""
-    code = f"import sys, {module}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout
+def test_imports_stay_light(code, absent):
+    """In a fresh interpreter: what an import (or building the command line) loads."""
+    check = f"{code}; import sys; print(sorted(m for m in {absent!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", (code, out.stdout)
 
 
 def test_the_python_guide_runs(tmp_path, monkeypatch):

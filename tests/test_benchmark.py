@@ -11,7 +11,7 @@ from PIL import Image
 
 from rrrnet import train
 from rrrnet.cli import main
-from rrrnet.cost import report
+from rrrnet.cost import model_cost
 from rrrnet.errors import ConfigError, DataError, RunError
 from rrrnet.experiments import benchmark as bench
 from rrrnet.model import ModelConfig, load
@@ -22,7 +22,7 @@ from rrrnet.train import Recipe
 
 # The real methods [A] and [E] on a ResNet-18 template, untrained, 32 px, the quick recipe of a
 # configuration file (as `rrrnet tune` writes them).
-QUICK_CONFIG = {"recipe": {"image_size": 32, "warm_stem_epochs": 1, "eval_every": 0,
+QUICK_CONFIG = {"recipe": {"image_size": 32, "warm_stump_epochs": 1, "eval_every": 0,
                            "augment_ops": 0, "batch_size": 16}}
 TINY_ARGS = ["--methods", "A,E", "--seeds", "1", "--arch", "resnet18", "--weights", "none",
              "--train", "4", "--test", "2", "--latency-runs", "2"]
@@ -79,7 +79,7 @@ def test_grid_resumes_interrupted_cell_and_skips_finished_ones(tmp_path, monkeyp
     for row in rows:
         run = out / row["run"]
         metrics = json.loads((run / "metrics.json").read_text())
-        counted = report(load(run / "model.pt"), 32)
+        counted = model_cost(load(run / "model.pt"), 32)
         assert float(row["error"]) == pytest.approx(metrics["error"])
         assert (int(row["params"]), int(row["macs"])) == (counted.params, counted.macs)
         assert float(row["cpu_ms"]) > 0

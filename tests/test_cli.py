@@ -113,7 +113,7 @@ def test_fit_skips_bad_images_when_asked(tmp_path, capsys):
     data = make_meta_album(tmp_path / "d", classes=3, per_class=7)
     (data / "images" / "c1_2.png").write_bytes(b"not a png")
     with pytest.warns(UserWarning, match="c1_2.png"):
-        assert _fit(tmp_path, data, "--skip-bad-images", "--warm-stem-epochs", "0",
+        assert _fit(tmp_path, data, "--skip-bad-images", "--warm-stump-epochs", "0",
                     "--ema-epochs", "0") == 0
 
 
@@ -128,3 +128,19 @@ def test_data_command_lists_and_runs_converters(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["data", "--help"])
     assert "icdar-stand-in" in capsys.readouterr().out
+
+
+def test_old_option_spellings_still_work(tmp_path):
+    """--warm-stem-epochs (hidden alias of --warm-stump-epochs) and a config file written with
+    the old recipe key both load."""
+    from rrrnet.cli import parser
+    from rrrnet.experiments.methods import load_config_file
+    from rrrnet.options import ARCH_NAMES
+    from rrrnet.backbone import ARCHS
+    args = parser().parse_args(["fit", "data", "--out", "run", "--warm-stem-epochs", "3"])
+    assert args.warm_stump_epochs == 3
+    assert "--warm-stem-epochs" not in parser().format_help()
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"recipe": {"warm_stem_epochs": 2}}))
+    assert load_config_file(path)["recipe"] == {"warm_stump_epochs": 2}
+    assert ARCH_NAMES == tuple(ARCHS)  # the torch-free names are the backbone's

@@ -27,7 +27,7 @@ def test_demo_writes_a_side_by_side_report(tmp_path, monkeypatch):
     data = make_meta_album(tmp_path / "data", classes=3, per_class=40, size=32)
     monkeypatch.setattr(demo, "demo_data", lambda: data)
     monkeypatch.setattr(demo, "find_local", lambda arch: None)  # nothing pretrained here
-    tiny = Recipe(epochs=1, ema_epochs=0, warm_stem_epochs=1, image_size=32, batch_size=16)
+    tiny = Recipe(epochs=1, ema_epochs=0, warm_stump_epochs=1, image_size=32, batch_size=16)
     monkeypatch.setattr(demo, "methods", lambda budget, seed: {
         "E: tiny RRR-Net": (ModelConfig(arch="resnet18", branches=4), tiny),
         "A: tiny last layer": (ModelConfig(arch="resnet18", branches=1, split_at="fc"),

@@ -13,7 +13,7 @@ from rrrnet.train import DataSpec, Recipe, branch_loss, fit, load_checkpoint
 
 # 3 classes x 4 training images, batches of 4: 3 optimiser steps per epoch.
 TINY_MODEL = ModelConfig(arch="resnet18", blocks=(1, 1, 1, 1), branches=2, weights="none")
-TINY_RECIPE = Recipe(epochs=2, batch_size=4, ema_epochs=1, warm_stem_epochs=1, image_size=32,
+TINY_RECIPE = Recipe(epochs=2, batch_size=4, ema_epochs=1, warm_stump_epochs=1, image_size=32,
                      seed=5, fge_cycle_epochs=1, eval_every=0)
 STEPS_PER_EPOCH = 3
 

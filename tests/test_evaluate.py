@@ -44,7 +44,7 @@ def trained(tmp_path_factory):
     root = make_meta_album(tmp_path_factory.mktemp("d") / "tiny", classes=3, per_class=10)
     run = tmp_path_factory.mktemp("r") / "run"
     code = main(["fit", str(root), "--out", str(run), "--arch", "resnet18", "--branches", "2",
-                 "--weights", "none", "--epochs", "2", "--ema-epochs", "1", "--warm-stem-epochs",
+                 "--weights", "none", "--epochs", "2", "--ema-epochs", "1", "--warm-stump-epochs",
                  "1", "--image-size", "32", "--batch-size", "8", "--train", "5", "--test", "5", "-q"])
     assert code == 0
     return root, run

@@ -11,7 +11,7 @@ from torch import nn
 from rrrnet import deploy
 from rrrnet.backbone import resnet
 from rrrnet.cli import main
-from rrrnet.cost import compare_latency, measure_latency, median_ci, paired_ratio, summarize
+from rrrnet.latency import compare_latency, measure_latency, median_ci, paired_ratio, summarize
 from rrrnet.errors import ConfigError
 from rrrnet.model import ModelConfig
 

@@ -124,7 +124,7 @@ def test_method_d_resumes_with_the_same_dropout_masks(tmp_path):
     root = make_meta_album(tmp_path / "data", classes=3, per_class=6)
     data = DataSpec(root=str(root), train=4, test=2)
     config, recipe = method_setup("D", Recipe(epochs=2, batch_size=4, ema_epochs=0,
-                                              warm_stem_epochs=1, image_size=32, eval_every=0),
+                                              warm_stump_epochs=1, image_size=32, eval_every=0),
                                   seed=2, dropout=0.5, weights="none", arch="resnet18")
     whole = fit(data, tmp_path / "whole", config, recipe, progress=False)
     fit(data, tmp_path / "cut", config, recipe, progress=False, stop_after=1)
@@ -212,7 +212,7 @@ def test_fit_method_c_from_the_command_line(tmp_path, capsys):
     run = tmp_path / "run"
     code = main(["fit", str(root), "--out", str(run), "--method", "C", "--arch", "resnet18",
                  "--weights", "none", "--config", str(cfg), "--epochs", "1", "--ema-epochs", "0",
-                 "--warm-stem-epochs", "1", "--image-size", "32", "--batch-size", "8",
+                 "--warm-stump-epochs", "1", "--image-size", "32", "--batch-size", "8",
                  "--train", "2", "--test", "2", "--seed", "4", "-q"])
     out = capsys.readouterr().out
     assert code == 0 and "method C" in out and "test error" in out

@@ -217,3 +217,18 @@ def test_split_at_fc_trains_only_classifiers_of_the_whole_backbone():
     assert trainable == ["branches.fc.weight", "branches.fc.bias"]
     three = split(template, 3, "fc", 7)
     torch.testing.assert_close(three.eval()(x), convert(three, False).eval()(x), atol=1e-5, rtol=1e-5)
+
+
+def test_slice_bn_off_keeps_default_batchnorms_with_aligned_slicing():
+    """The ablation option: the same aligned kernels, default-initialised branch BatchNorms."""
+    from conftest import randomize_
+    from rrrnet.backbone import resnet
+    from rrrnet.recycle import split
+    template = randomize_(resnet("resnet18", (1, 1, 1, 1)))   # BatchNorms far from default
+    sliced = split(template, 2, num_classes=4)
+    plain = split(template, 2, num_classes=4, slice_bn=False)
+    a, b = sliced.branches.state_dict(), plain.branches.state_dict()
+    assert torch.equal(a["layer3.0.conv1.weight"], b["layer3.0.conv1.weight"])
+    assert torch.equal(b["layer3.0.bn1.weight"], torch.ones_like(b["layer3.0.bn1.weight"]))
+    assert torch.equal(b["layer3.0.bn1.running_var"], torch.ones_like(b["layer3.0.bn1.running_var"]))
+    assert not torch.equal(a["layer3.0.bn1.running_var"], b["layer3.0.bn1.running_var"])

@@ -1,7 +1,6 @@
 """Faults a probe found (issue 12): nothing lost, nothing spoofed, no traceback. Each test is named
 after the fault it reproduces; the weights cache and download timeout are in test_weights.py."""
 import csv
-import json
 import os
 import shutil
 import signal
@@ -22,10 +21,10 @@ from rrrnet.rundir import lock_folder, release_folder
 from rrrnet.train import DataSpec, Recipe, fit
 
 TINY_ARGS = ["--arch", "resnet18", "--blocks", "1,1,1,1", "--branches", "2", "--weights", "none",
-             "--ema-epochs", "1", "--warm-stem-epochs", "1", "--image-size", "32",
+             "--ema-epochs", "1", "--warm-stump-epochs", "1", "--image-size", "32",
              "--batch-size", "8", "--train", "6", "--test", "6", "--seed", "3", "-q"]
 TINY_MODEL = ModelConfig(arch="resnet18", blocks=(1, 1, 1, 1), branches=2, weights="none")
-TINY_RECIPE = Recipe(epochs=2, batch_size=8, ema_epochs=1, warm_stem_epochs=1, image_size=32)
+TINY_RECIPE = Recipe(epochs=2, batch_size=8, ema_epochs=1, warm_stump_epochs=1, image_size=32)
 RRRNET = str(Path(sys.executable).parent / "rrrnet")
 
 

@@ -13,7 +13,7 @@ from rrrnet.report.stats import mean_ci
 from rrrnet.train import DataSpec, Recipe
 
 TINY_MODEL = ModelConfig(arch="resnet18", blocks=(1, 1, 1, 1), weights="none")
-TINY_RECIPE = Recipe(epochs=1, batch_size=12, ema_epochs=0, warm_stem_epochs=1, image_size=32)
+TINY_RECIPE = Recipe(epochs=1, batch_size=12, ema_epochs=0, warm_stump_epochs=1, image_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_cli_sweep_branches(tiny_data, tmp_path, capsys):
     code = main(["sweep-branches", tiny_data.root, "--out", str(tmp_path / "cli"), "--arch",
                  "resnet18", "--weights", "none", "--branches", "4", "--seeds", "1",
                  "--epochs", "1", "--batch-size", "12", "--ema-epochs", "0",
-                 "--warm-stem-epochs", "1", "--image-size", "32", "--train", "3", "--test", "3",
+                 "--warm-stump-epochs", "1", "--image-size", "32", "--train", "3", "--test", "3",
                  "--quiet", "--json"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)

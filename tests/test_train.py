@@ -18,7 +18,7 @@ from rrrnet.train import (DataSpec, Recipe, branch_loss, fit, load_checkpoint,
                           with_folded_stump)
 
 TINY_MODEL = ModelConfig(arch="resnet18", blocks=(1, 1, 1, 1), branches=2, weights="none")
-TINY_RECIPE = Recipe(epochs=3, batch_size=8, ema_epochs=2, warm_stem_epochs=1, image_size=32,
+TINY_RECIPE = Recipe(epochs=3, batch_size=8, ema_epochs=2, warm_stump_epochs=1, image_size=32,
                      seed=3)
 
 
@@ -70,7 +70,7 @@ def test_a_short_run_keeps_its_accuracy_with_the_default_average(tmp_path):
     data = DataSpec(root=str(demo_data()))
     errors = {}
     for ema_epochs in (60, 0):
-        recipe = Recipe(epochs=3, ema_epochs=ema_epochs, warm_stem_epochs=1, image_size=48,
+        recipe = Recipe(epochs=3, ema_epochs=ema_epochs, warm_stump_epochs=1, image_size=48,
                         eval_every=0, seed=1)
         errors[ema_epochs] = fit(data, tmp_path / f"ema{ema_epochs}", config, recipe,
                                  progress=False).metrics["error"]
@@ -206,7 +206,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_data, tmp_path):
     script = Path(sys.executable).parent / "rrrnet"
     args = [str(script), "fit", tiny_data.root, "--arch", "resnet18", "--blocks", "1,1,1,1",
             "--branches", "2", "--weights", "none", "--epochs", "4", "--ema-epochs", "2",
-            "--warm-stem-epochs", "1", "--image-size", "32", "--batch-size", "8", "--train", "6",
+            "--warm-stump-epochs", "1", "--image-size", "32", "--batch-size", "8", "--train", "6",
             "--test", "6", "--seed", "3", "-q"]
     run = tmp_path / "run"
     proc = subprocess.Popen(args + ["--out", str(run)], stdout=subprocess.DEVNULL,
@@ -288,7 +288,14 @@ def test_short_training_on_the_embedded_dataset_beats_chance(tmp_path):
     from rrrnet.demo import demo_data
     config = ModelConfig(arch="resnet18", blocks=(1, 1, 1, 1), branches=2, split_at="layer2",
                          weights="none")
-    recipe = Recipe(epochs=4, ema_epochs=2, warm_stem_epochs=1, image_size=64, eval_every=0)
+    recipe = Recipe(epochs=4, ema_epochs=2, warm_stump_epochs=1, image_size=64, eval_every=0)
     result = fit(DataSpec(root=str(demo_data())), tmp_path / "run", config, recipe, progress=False)
     assert result.metrics["test_images"] == 400 and len(result.metrics["classes"]) == 20
     assert result.metrics["error"] < 0.75, result.metrics
+
+
+def test_the_authors_per_step_ema_decay():
+    recipe = Recipe(epochs=300, ema_epochs=60, ema_step_decay=59 / 60)
+    assert recipe.ema_decay(steps_per_epoch=13) == 59 / 60 and recipe.ema_start == 240
+    with pytest.raises(ConfigError, match="ema_step_decay"):
+        Recipe(ema_step_decay=1.0)

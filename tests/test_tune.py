@@ -17,7 +17,7 @@ from rrrnet.train import Recipe  # noqa: E402
 
 # Tiny trials: a 2-branch ResNet-18 from random weights, 32 px, no augmentation (stump features
 # cached), 5 train / 3 validation images per class.
-TINY = dict(base_recipe=Recipe(image_size=32, batch_size=32, warm_stem_epochs=1, augment_ops=0),
+TINY = dict(base_recipe=Recipe(image_size=32, batch_size=32, warm_stump_epochs=1, augment_ops=0),
             weights="none", arch="resnet18", model_overrides={"branches": 2}, train=5, val=3,
             progress=False)
 ONE_EPOCH = SearchSpace.for_budget(max_epochs=1)
@@ -105,10 +105,10 @@ def test_tiny_study_scores_on_validation_images_and_writes_a_config(held_out, tm
     assert config["recipe"]["weight_decay"] == pytest.approx(best["params"]["weight_decay"])
     assert config["recipe"]["epochs"] == 1
     assert config["recipe"]["ema_epochs"] == best["recipe"]["ema_epochs"]
-    assert config["source"]["fixed_recipe"] == {"image_size": 32, "warm_stem_epochs": 1,
+    assert config["source"]["fixed_recipe"] == {"image_size": 32, "warm_stump_epochs": 1,
                                                 "augment_ops": 0}
     # ... and they travel with the tuned values, so fit/benchmark --config train as the trials did
-    assert {k: config["recipe"][k] for k in ("image_size", "warm_stem_epochs", "augment_ops")} \
+    assert {k: config["recipe"][k] for k in ("image_size", "warm_stump_epochs", "augment_ops")} \
         == config["source"]["fixed_recipe"]
     assert not (tmp_path / "tune" / "runs").exists()  # trial run folders cleaned up
 
@@ -151,7 +151,7 @@ def test_cli_tune_writes_the_config(held_out, tmp_path, capsys):
                      "--max-epochs", "1", "--augment-ops", "0",
                      "--arch", "resnet18", "--weights", "none", "--image-size", "32",
                      "--train", "5", "--val", "3",
-                     "--warm-stem-epochs", "1", "--config-out", str(tmp_path / "tuned.json"),
+                     "--warm-stump-epochs", "1", "--config-out", str(tmp_path / "tuned.json"),
                      "--quiet", "--json"])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)

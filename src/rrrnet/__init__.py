@@ -11,38 +11,41 @@
     result = rrrnet.train(model, train_loader, rrrnet.Recipe(epochs=30), eval_data=test_loader)
     result.model, result.history           # trained model (averaged weights in place), epochs
 
-Training, data and evaluation load on first use (``rrrnet.train``, ``rrrnet.fit``,
-``rrrnet.Recipe`` ...): ``import rrrnet`` loads only torch, numpy and the core.
+Every name loads its module on first use: ``import rrrnet`` itself loads nothing heavy (not even
+torch), so that ``rrrnet --help`` answers at once; ``rrrnet.build`` loads torch and the core,
+``rrrnet.train`` the training code (albumentations, OpenCV).
 """
 __version__ = "0.1.0"
 
-from .backbone import ARCHS, ResNet, resnet  # noqa: E402
-from .cost import CostReport, cost, format_table  # noqa: E402
-from .errors import ConfigError, RRRNetError, WeightsError  # noqa: E402
-from .model import ModelConfig, build, load, save  # noqa: E402
-from .recycle import BranchedResNet, convert, plan_split, split  # noqa: E402
-from .reduce import keep_blocks  # noqa: E402
-from .weights import SOURCES, WeightSource, register_source, resolve  # noqa: E402
+import importlib
 
-__all__ = ["ARCHS", "BranchedResNet", "ConfigError", "CostReport", "ModelConfig", "RRRNetError",
-           "ResNet", "SOURCES", "WeightSource", "WeightsError", "build", "convert", "cost",
-           "format_table", "keep_blocks", "load", "plan_split", "register_source", "resnet",
-           "resolve", "save", "split", "__version__",
-           # loaded on first use (see __getattr__)
-           "DataSpec", "Recipe", "TrainResult", "evaluate_model", "fit", "train"]
+from .errors import ConfigError, DataError, RRRNetError, RunError, WeightsError  # noqa: F401
 
-# name -> (module, attribute); attribute None: the module itself
-_LAZY = {"train": ("rrrnet.train", None), "fit": ("rrrnet.train", "fit"),
-         "Recipe": ("rrrnet.train", "Recipe"), "DataSpec": ("rrrnet.train", "DataSpec"),
-         "TrainResult": ("rrrnet.train", "TrainResult"),
-         "evaluate_model": ("rrrnet.train", "evaluate_model")}
+# name -> the module that defines it; ``cost`` and ``train`` are their modules, made callable
+# (see rrrnet._callable).
+_EXPORTS = {
+    **dict.fromkeys(("ARCHS", "ResNet", "resnet"), "backbone"),
+    **dict.fromkeys(("CostReport", "cost", "format_table"), "cost"),
+    **dict.fromkeys(("ModelConfig", "build", "load", "save"), "model"),
+    **dict.fromkeys(("BranchedResNet", "convert", "plan_split", "split"), "recycle"),
+    "keep_blocks": "reduce",
+    **dict.fromkeys(("SOURCES", "WeightSource", "register_source", "resolve"), "weights"),
+    **dict.fromkeys(("DataSpec", "Recipe", "TrainResult", "evaluate_model", "fit", "train"),
+                    "train"),
+}
+
+__all__ = sorted([*_EXPORTS, "ConfigError", "DataError", "RRRNetError", "RunError",
+                  "WeightsError", "__version__"])
 
 
 def __getattr__(name: str):
-    """Training and data code (albumentations, OpenCV) load on first use, not on import."""
-    if name not in _LAZY:
+    if name not in _EXPORTS:
         raise AttributeError(f"module 'rrrnet' has no attribute {name!r}")
-    import importlib
-    module_name, attribute = _LAZY[name]
-    module = importlib.import_module(module_name)
-    return module if attribute is None else getattr(module, attribute)
+    module = importlib.import_module(f"rrrnet.{_EXPORTS[name]}")
+    value = module if name == _EXPORTS[name] else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
+from .options import STAGES
 
-STAGES = ("layer1", "layer2", "layer3", "layer4")
 STAGE_PLANES = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
 # Method [D]'s dropout goes after every activation of these stages (the paper's "last two blocks"

@@ -9,9 +9,9 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .backbone import ARCHS
 from .errors import ConfigError, RRRNetError
-from .recycle import INIT_MODES, SPLIT_POINTS
+from .options import ARCH_NAMES as ARCHS
+from .options import INIT_MODES, SPLIT_POINTS
 
 EXIT_USER_ERROR = 2
 
@@ -35,6 +35,9 @@ def add_model_args(parser: argparse.ArgumentParser, num_classes: bool = True) ->
                    help="branch initialisation: aligned slicing of the pretrained kernels (input "
                         "channels follow each branch), first (the authors' release: first C_in "
                         "channels, default BatchNorm) or random (no reuse, an ablation)")
+    g.add_argument("--no-slice-bn", dest="slice_bn", action="store_false",
+                   help="with --init aligned, leave the branch BatchNorms at their default "
+                        "initialisation instead of slicing them (an ablation)")
     g.add_argument("--seed", type=int, default=0, help="seed of slicing and new classifiers")
 
 
@@ -44,7 +47,7 @@ def model_config(args: argparse.Namespace):
     return ModelConfig(arch=args.arch, blocks=parse_blocks(args.blocks), branches=args.branches,
                        num_classes=getattr(args, "num_classes", 20), split_at=args.split_at,
                        shift=args.shift,
-                       init=args.init, seed=args.seed,
+                       init=args.init, seed=args.seed, slice_bn=getattr(args, "slice_bn", True),
                        weights=getattr(args, "weights", "none") or "none")
 
 
@@ -98,7 +101,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def add_recipe_args(parser: argparse.ArgumentParser) -> None:
-    from .train import BRANCH_VIEWS, Recipe
+    from .recipe import BRANCH_VIEWS, ENSEMBLES, Recipe
     d = Recipe()
     g = parser.add_argument_group("training recipe (defaults: the paper's)")
     g.add_argument("--epochs", type=int, default=d.epochs)
@@ -109,7 +112,12 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
                    help="average the weights over the last min(N, ceil(epochs/2)) epochs: an "
                         "EMA whose window spans them, bias-corrected so that no weights from "
                         "before its start remain (0: no average; default %(default)s)")
-    g.add_argument("--warm-stem-epochs", type=int, default=d.warm_stem_epochs,
+    g.add_argument("--ema-step-decay", type=float, default=d.ema_step_decay,
+                   help="a fixed EMA decay per optimiser step instead (the authors' release: "
+                        "0.98333 = 59/60, a window of about 60 steps); 0: the rule above")
+    g.add_argument("--warm-stem-epochs", dest="warm_stump_epochs", type=int,
+                   default=d.warm_stump_epochs, help=argparse.SUPPRESS)  # the old spelling
+    g.add_argument("--warm-stump-epochs", type=int, default=d.warm_stump_epochs,
                    help="passes re-estimating the frozen stump's BatchNorm statistics")
     g.add_argument("--augment-ops", type=int, default=d.augment_ops,
                    help="augmentations drawn per image (0: none)")
@@ -122,7 +130,6 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
                         "every N epochs (0: only at the end)")
     g.add_argument("--num-workers", type=int, default=d.num_workers, help="data loader workers")
     g.add_argument("--device", default=d.device, help="auto, cpu or cuda")
-    from .ensembles import ENSEMBLES
     e = parser.add_argument_group("ensemble training (rrrnet.ensembles)")
     e.add_argument("--ensemble", default=d.ensemble, choices=ENSEMBLES,
                    help="naive: each branch its own loss (the paper's); bagging: each branch its "
@@ -146,10 +153,11 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
 
 
 def recipe(args: argparse.Namespace):
-    from .train import Recipe
+    from .recipe import Recipe
     return Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                   weight_decay=args.weight_decay, ema_epochs=args.ema_epochs,
-                  warm_stem_epochs=args.warm_stem_epochs, augment_ops=args.augment_ops,
+                  ema_step_decay=args.ema_step_decay,
+                  warm_stump_epochs=args.warm_stump_epochs, augment_ops=args.augment_ops,
                   branch_views=args.branch_views, image_size=args.image_size, seed=args.seed,
                   eval_every=args.eval_every, num_workers=args.num_workers, device=args.device,
                   **{name: getattr(args, name) for name in ("ensemble", "fge_cycle_epochs",
@@ -158,7 +166,7 @@ def recipe(args: argparse.Namespace):
 
 
 def data_spec(args: argparse.Namespace, root: str):
-    from .train import DataSpec
+    from .recipe import DataSpec
     return DataSpec(root=root, train=args.train, val=args.val, test=args.test,
                     skip_bad_images=args.skip_bad_images,
                     allow_outside_files=getattr(args, "allow_outside_files", False))
@@ -209,7 +217,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def add_deploy_args(parser: argparse.ArgumentParser, compile: bool = True) -> None:
-    from .deploy import DEFAULTS
+    from .options import DEPLOY_DEFAULTS as DEFAULTS
     g = parser.add_argument_group("inference rewrites (defaults: the fastest measured on CPU)")
     on_off = argparse.BooleanOptionalAction
     g.add_argument("--fold-bn", action=on_off, default=DEFAULTS["fold_bn"],
@@ -309,14 +317,14 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from .experiments.tune import SearchSpace, tune
-    from .train import Recipe
+    from .experiments.tune import tune
+    from .recipe import Recipe, SearchSpace
     space = SearchSpace.for_budget(args.max_epochs, args.min_epochs, lr=tuple(args.lr),
                                    weight_decay=tuple(args.weight_decay),
                                    ema_fraction=tuple(args.ema_fraction),
                                    dropout=tuple(args.dropout))
     base = Recipe(batch_size=args.batch_size, image_size=args.image_size,
-                  augment_ops=args.augment_ops, warm_stem_epochs=args.warm_stem_epochs,
+                  augment_ops=args.augment_ops, warm_stump_epochs=args.warm_stump_epochs,
                   device=args.device, num_workers=args.num_workers)
     result = tune(args.data, args.out, method=args.method, trials=args.trials, space=space,
                   seed=args.seed, storage=args.storage, study_name=args.study_name,
@@ -339,8 +347,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def add_tune_command(sub) -> None:
-    from .experiments.tune import DEFAULT_MAX_EPOCHS, SearchSpace
-    from .train import Recipe
+    from .options import DEFAULT_MAX_EPOCHS
+    from .recipe import Recipe, SearchSpace
     d, space = Recipe(), SearchSpace()
     tune = sub.add_parser(
         "tune", help="choose lr, weight decay, epochs and EMA length (and D's dropout) with "
@@ -385,7 +393,9 @@ def add_tune_command(sub) -> None:
     r.add_argument("--batch-size", type=int, default=d.batch_size)
     r.add_argument("--image-size", type=int, default=d.image_size)
     r.add_argument("--augment-ops", type=int, default=d.augment_ops)
-    r.add_argument("--warm-stem-epochs", type=int, default=d.warm_stem_epochs)
+    r.add_argument("--warm-stump-epochs", type=int, default=d.warm_stump_epochs)
+    r.add_argument("--warm-stem-epochs", dest="warm_stump_epochs", type=int,
+                   default=d.warm_stump_epochs, help=argparse.SUPPRESS)  # the old spelling
     r.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     r.add_argument("--num-workers", type=int, default=d.num_workers)
     r.add_argument("--train", type=int, default=15, help="training images per class (default 15)")
@@ -437,8 +447,7 @@ def cmd_select_blocks(args: argparse.Namespace) -> int:
 
 
 def add_select_command(sub) -> None:
-    from .experiments.select import DEFAULT_EPSILON, SCORE_ON
-    from .reduce import ORDERS
+    from .options import DEFAULT_EPSILON, ORDERS, SCORE_ON
     sel = sub.add_parser(
         "select-blocks", help="forward block selection (the paper's Algorithm 1) and its control",
         description="Start from ResNet_1.1.1.1 with a new classifier, train all layers, then add "
@@ -499,7 +508,7 @@ def cmd_sweep_branches(args: argparse.Namespace) -> int:
 
 
 def add_sweep_command(sub) -> None:
-    from .experiments.sweep import PAPER_BRANCHES
+    from .options import PAPER_BRANCHES
     sw = sub.add_parser(
         "sweep-branches", help="error against the number of branches (the paper's Figure 5)",
         description="Train ResNet_1.1.1.1 recycled into each branch count (naive ensemble, "
@@ -580,8 +589,7 @@ def _print_benchmark(args: argparse.Namespace, rows, files) -> int:
 
 
 def add_benchmark_command(sub) -> None:
-    from .experiments.benchmark import BenchmarkOptions
-    from .experiments.executors import EXECUTORS
+    from .options import EXECUTORS, BenchmarkOptions
     d = BenchmarkOptions()
     bench = sub.add_parser(
         "benchmark", help="train methods x seeds on many datasets; statistics and Figures 6-9",
@@ -625,7 +633,8 @@ def add_benchmark_command(sub) -> None:
     g.add_argument("--cpus-per-cell", type=float, default=1, help="Ray CPUs per cell (default 1)")
     g.add_argument("--gpus-per-cell", type=float, default=0, help="Ray GPUs per cell (default 0)")
     g.add_argument("--latency-runs", type=int, default=d.latency_runs,
-                   help=f"timed batch-1 inferences per cell (default: {d.latency_runs})")
+                   help=f"timed batch-1 inferences per cell; 0: none, for cells that train "
+                        f"beside each other (default: {d.latency_runs})")
     g.add_argument("--latency-threads", type=int, default=d.latency_threads,
                    help=f"CPU threads of the latency measurement (default: {d.latency_threads})")
     bench.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -713,7 +722,7 @@ def parser() -> argparse.ArgumentParser:
     fit.add_argument("--weights", default="imagenet",
                      help="checkpoint file, source name (rrrnet weights), astra-ct or none")
     add_recipe_args(fit)
-    from .experiments.methods import METHODS
+    from .options import METHODS
     mg = fit.add_argument_group("the paper's methods and configuration files")
     mg.add_argument("--method", choices=list(METHODS),
                     help="one of the paper's models; sets --blocks, --branches, --split-at (and "

@@ -15,7 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .cost import cost, measure_latency
+from .cost import cost
+from .latency import measure_latency
 from .experiments.methods import method_setup
 from .model import ModelConfig
 from .io import atomic_write, write_csv, write_json
@@ -36,17 +37,17 @@ class DemoBudget:
     rrr_ema_epochs: int = 7
     baseline_epochs: int = 60
     baseline_ema_epochs: int = 20
-    warm_stem_epochs: int = 2
+    warm_stump_epochs: int = 2
 
 
 QUICK = DemoBudget(rrr_epochs=2, rrr_ema_epochs=1, baseline_epochs=5, baseline_ema_epochs=2,
-                   warm_stem_epochs=1)
+                   warm_stump_epochs=1)
 
 
 def methods(budget: DemoBudget, seed: int) -> dict[str, tuple[ModelConfig, Recipe]]:
     """Methods [E] and [A] as :mod:`rrrnet.experiments.methods` defines them, on the demo's budget."""
     # Test error in history.csv every 4 epochs: evaluating costs a fifth of an epoch here.
-    base = Recipe(warm_stem_epochs=budget.warm_stem_epochs, eval_every=4)
+    base = Recipe(warm_stump_epochs=budget.warm_stump_epochs, eval_every=4)
     return {
         # [E] RRR-Net: ResNet_1.1.1.1, 8 branches from conv4_1, the paper's recipe.
         "E: RRR-Net (ResNet_1.1.1.1, 8 branches)": method_setup(

@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from .backbone import ARCHS, resnet
-from .cost import compare_latency
+from .latency import compare_latency
 from .errors import ConfigError, RunError
+from .options import DEPLOY_DEFAULTS, EXPORT_FORMATS
 from .fold import frozen_copy
 from .io import atomic_write, resolve_device
 from .model import ModelConfig, build, load
@@ -38,9 +39,9 @@ from .rundir import read_run
 # Measured (docs/inference.md): folding and subsampling always help, channels-last helps at
 # batch 1 and 32 with 2 threads; torch.compile takes minutes to compile on 2 cores and gains
 # nothing measurable on CPU, so it stays opt-in.
-DEFAULTS = {"fold_bn": True, "subsample": True, "channels_last": True, "compile": False}
+DEFAULTS = DEPLOY_DEFAULTS
 
-FORMATS = ("torchscript", "onnx")
+FORMATS = EXPORT_FORMATS
 SUFFIXES = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
 TOLERANCE = 1e-4        # exported outputs against PyTorch's, absolute, on logits
 ONNX_OPSET = 17

@@ -53,11 +53,10 @@ from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, LambdaLR
 from torch.utils.data import Dataset
 
 from .errors import ConfigError
+from .recipe import ENSEMBLES, TRAJECTORY_ENSEMBLES
 from .recycle import (BranchedResNet, BranchStages, branch_dropout, load_branch_states,
                       stage_index)
 
-ENSEMBLES = ("naive", "bagging", "snapshot", "fge")
-TRAJECTORY_ENSEMBLES = ("snapshot", "fge")   # one trajectory, its snapshots fill the branches
 _BAGGING_STREAM = 0xBA6  # keeps the bootstrap draws apart from every other draw of the seed
 
 

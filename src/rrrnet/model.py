@@ -35,6 +35,7 @@ class ModelConfig:
     split_at: str = "layer3"
     shift: int | None = None          # Equation 1's ``a``; None: calibrate
     init: str = "aligned"             # "aligned" (ours) or "first" (the authors' release)
+    slice_bn: bool = True             # aligned: branch BatchNorms sliced too (False: default init)
     seed: int = 0                     # slicing permutations and new classifier initialisation
     freeze_stump: bool = True
     dropout: float = 0.0              # method [D]: dropout after every activation of layer3/layer4
@@ -110,7 +111,7 @@ def _recycled(config: ModelConfig, state: dict[str, torch.Tensor] | None,
                       config.num_classes, config.shift)
     return split(template, config.branches, config.split_at, config.num_classes, config.shift,
                  config.init, config.seed, fused, config.freeze_stump, config.dropout,
-                 config=dataclasses.replace(config, shift=plan.shift))
+                 config=dataclasses.replace(config, shift=plan.shift), slice_bn=config.slice_bn)
 
 
 def save(model: BranchedResNet, path: str | os.PathLike) -> Path:

@@ -27,11 +27,8 @@ from torch import nn
 from .backbone import (DROPOUT_STAGES, STAGES, STAGE_PLANES, STAGE_STRIDES, Block, ResNet,
                        init_weights, make_stage)
 from .errors import ConfigError
+from .options import INIT_MODES, SPLIT_POINTS
 
-# layer3 (conv4_1) is the paper's split point; layer4 (conv5_1) also; earlier stages work too, and
-# "fc" keeps the whole backbone as the stump and only the classifiers branch (baseline A).
-SPLIT_POINTS = (*STAGES, "fc")
-INIT_MODES = ("aligned", "first", "random")  # "random": no kernel reuse (ablation)
 
 
 def stage_index(split_at: str) -> int:
@@ -264,13 +261,15 @@ class _ChannelSpaces:
 
 
 def slice_branch_states(template: ResNet, plan: SplitPlan, num_classes: int, init: str = "aligned",
-                        seed: int = 0) -> list[dict[str, torch.Tensor]]:
+                        seed: int = 0, slice_bn: bool = True) -> list[dict[str, torch.Tensor]]:
     """Per-branch state dicts (keys of a ``groups=1`` :class:`BranchStages`) cut from ``template``.
 
     ``init="aligned"`` (ours, Algorithm 2 with input channels followed): a layer's input channels
     are the ones its own branch's previous layer took, BatchNorm parameters and statistics are
     sliced with their channels. ``init="first"`` (the authors' release): every branch takes the
     first ``C_in`` input channels and BatchNorms keep their default initialisation.
+    ``slice_bn=False`` leaves the BatchNorms at their default initialisation with aligned
+    slicing too (an ablation: the authors' BatchNorms with our channel alignment).
 
     The classifier is sliced from the template's ``fc`` when the class count matches; otherwise
     it is a new layer, initialised by the caller.
@@ -292,7 +291,7 @@ def slice_branch_states(template: ResNet, plan: SplitPlan, num_classes: int, ini
                 ins = spaces.space(in_space, stage, block) if in_space else None
                 for b, state in enumerate(states):
                     _slice_layer(source, prefix + layer, state, outs[b],
-                                 None if ins is None else ins[b], init)
+                                 None if ins is None else ins[b], init, slice_bn)
     if template.fc.out_features == num_classes:
         last = spaces.stream(len(STAGES) - 1)
         for b, state in enumerate(states):
@@ -306,14 +305,14 @@ def slice_branch_states(template: ResNet, plan: SplitPlan, num_classes: int, ini
 
 
 def _slice_layer(source: dict, layer: str, state: dict, outs: torch.Tensor,
-                 ins: torch.Tensor | None, init: str) -> None:
+                 ins: torch.Tensor | None, init: str, slice_bn: bool = True) -> None:
     weight = source[layer + ".weight"]
     if weight.dim() == 4:  # convolution
         if ins is not None and init == "first":
             ins = torch.arange(ins.numel())
         kernel = weight[outs]
         state[layer + ".weight"] = (kernel if ins is None else kernel[:, ins]).clone()
-    elif init == "aligned":  # BatchNorm: affine parameters and running statistics follow channels
+    elif init == "aligned" and slice_bn:  # BatchNorm: parameters and statistics follow channels
         for name in ("weight", "bias", "running_mean", "running_var"):
             state[f"{layer}.{name}"] = source[f"{layer}.{name}"][outs].clone()
         state[layer + ".num_batches_tracked"] = source[layer + ".num_batches_tracked"].clone()
@@ -437,7 +436,8 @@ def branch_dropout(model: "BranchedResNet") -> float:
 
 def split(template: ResNet, branches: int = 8, split_at: str = "layer3", num_classes: int = 20,
           shift: int | None = None, init: str = "aligned", seed: int = 0, fused: bool = True,
-          freeze_stump: bool = True, dropout: float = 0.0, config=None) -> BranchedResNet:
+          freeze_stump: bool = True, dropout: float = 0.0, config=None,
+          slice_bn: bool = True) -> BranchedResNet:
     """Recycle a (reduced) ResNet into ``branches`` branches from the first block of ``split_at``.
 
     The stump shares the template's modules (no copy); the branches are initialised by slicing
@@ -459,7 +459,7 @@ def split(template: ResNet, branches: int = 8, split_at: str = "layer3", num_cla
         part = _branch_modules(template.block, plan, stump.out_channels, fused, dropout)
     model = BranchedResNet(stump, part, plan, template.block, freeze_stump, config)
     if init != "random":
-        states = slice_branch_states(template, plan, num_classes, init, seed)
+        states = slice_branch_states(template, plan, num_classes, init, seed, slice_bn)
         load_branch_states(model, states, strict=False)
     return model
 

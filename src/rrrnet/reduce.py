@@ -9,8 +9,8 @@ from typing import Sequence
 
 from .backbone import ResNet, check_blocks
 from .errors import ConfigError
+from .options import DEFAULT_BLOCKS, ORDERS
 
-DEFAULT_BLOCKS = (1, 1, 1, 1)
 
 
 def parse_blocks(text: str | Sequence[int]) -> tuple[int, ...]:
@@ -39,7 +39,6 @@ def keep_blocks(template: ResNet, blocks: Sequence[int] = DEFAULT_BLOCKS) -> Res
     return reduced
 
 
-ORDERS = ("stages", "cyclic")
 
 
 def forward_order(full: Sequence[int], start: Sequence[int] = DEFAULT_BLOCKS,

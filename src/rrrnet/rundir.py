@@ -228,11 +228,13 @@ class Comparison:
 
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     ignore: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)   # old option name -> current one
 
     def comparable(self, config: dict[str, Any]) -> dict[str, Any]:
         out = {}
         for section in ("model", "recipe", "data"):
-            merged = {**self.defaults.get(section, {}), **config.get(section, {})}
+            given = {self.renamed.get(k, k): v for k, v in config.get(section, {}).items()}
+            merged = {**self.defaults.get(section, {}), **given}
             out[section] = {k: v for k, v in merged.items() if k not in self.ignore.get(section, ())}
         out["classes"] = config.get("classes")
         return out

@@ -34,9 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import time
-import types
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from pathlib import Path
@@ -50,9 +48,10 @@ from torch.optim.swa_utils import AveragedModel, update_bn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
+from ._callable import callable_module
 from .augment import normalize, train_transform
-from .data import ImageDataset, Split, load_dataset, micro_split
-from .ensembles import (ENSEMBLES, TRAJECTORY_ENSEMBLES, Indexed, Trajectory, assemble,
+from .data import ImageDataset, Split
+from .ensembles import (TRAJECTORY_ENSEMBLES, Indexed, Trajectory, assemble,
                         bootstrap_weights, check_ensemble, collection_steps, lr_of,
                         trajectory_model)
 from .errors import ConfigError, RunError
@@ -61,98 +60,11 @@ from .fold import frozen_copy
 from .io import derive_seed, resolve_device, write_json
 from .model import ModelConfig, blank, build, load, save
 from .recycle import BranchedResNet
+from .recipe import BRANCH_VIEWS, RENAMED, DataSpec, Recipe  # noqa: F401  (re-exported)
 from .rundir import (Comparison, clear_run, load_checkpoint, locked, prepare_run, read_config,
                      read_run, record, save_checkpoint, write_history)
 
-BRANCH_VIEWS = ("shared", "independent")
 _WARM_UP_EPOCH = 10**6  # the stump warm-up's draws: a stream no training epoch uses
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How to train; the defaults are the paper's."""
-
-    epochs: int = 300
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    ema_epochs: int = 60              # EMA over the last min(N, ceil(epochs/2)) epochs (0: none)
-    warm_stem_epochs: int = 10        # passes re-estimating the frozen stump's BN statistics
-    augment_ops: int = 2              # augmentations drawn per image (0: none)
-    branch_views: str = "shared"      # shared | independent (see the module docs)
-    image_size: int = 128
-    seed: int = 0
-    eval_every: int = 1               # evaluation in the history every N epochs (0: only at the end)
-    num_workers: int = 0
-    device: str = "auto"              # auto | cpu | cuda
-    channels_last: bool = True        # NHWC tensors: about 20% faster training on CPU here
-    ensemble: str = "naive"           # naive | bagging | snapshot | fge (rrrnet.ensembles)
-    fge_cycle_epochs: int = 4         # FGE: epochs per cycle (Garipov et al.: 2 to 4)
-    fge_lr_high: float = 0.5          # FGE: cycle's highest rate, times lr
-    fge_lr_low: float = 0.005         # FGE: cycle's lowest rate (where models are collected), times lr
-
-    def __post_init__(self):
-        if self.branch_views not in BRANCH_VIEWS:
-            raise ConfigError(f"branch_views must be shared or independent, got {self.branch_views!r}")
-        if self.ensemble not in ENSEMBLES:
-            raise ConfigError(f"ensemble must be one of {', '.join(ENSEMBLES)}, got {self.ensemble!r}")
-        if self.fge_cycle_epochs < 1:
-            raise ConfigError(f"fge_cycle_epochs must be at least 1, got {self.fge_cycle_epochs}")
-        if not 0 < self.fge_lr_low <= self.fge_lr_high:
-            raise ConfigError(f"FGE rates need 0 < fge_lr_low <= fge_lr_high, got "
-                              f"{self.fge_lr_low} and {self.fge_lr_high}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        for name in ("epochs", "batch_size", "image_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("ema_epochs", "warm_stem_epochs", "augment_ops", "eval_every", "num_workers"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("lr", "weight_decay"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 \
-                    or (name == "lr" and value == 0):
-                raise ConfigError(f"{name} must be a finite {'positive' if name == 'lr' else 'non-negative'} "
-                                  f"number, got {value!r}")
-
-    @property
-    def ema_averaged_epochs(self) -> int:
-        """How many final epochs the average covers: ``min(ema_epochs, ceil(epochs / 2))``, so
-        that the first half of a run, where the weights are furthest from their end, never
-        enters it (0: no average)."""
-        return min(self.ema_epochs, math.ceil(self.epochs / 2))
-
-    def ema_decay(self, steps_per_epoch: int) -> float:
-        """Decay whose averaging window (``1 / (1 - decay)`` steps) spans the averaged epochs."""
-        return 1.0 - 1.0 / max(1, self.ema_averaged_epochs * steps_per_epoch)
-
-    @property
-    def uses_ema(self) -> bool:
-        """Snapshot and FGE ensemble raw weights at their cycle points, as their papers do."""
-        return self.ema_epochs > 0 and self.ensemble not in TRAJECTORY_ENSEMBLES
-
-    @property
-    def ema_start(self) -> int:
-        """The first epoch (0-based) whose steps enter the average."""
-        return self.epochs - self.ema_averaged_epochs
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Which images: the dataset folder and the per-class micro split."""
-
-    root: str
-    train: int = 20
-    val: int = 0
-    test: int = 20
-    skip_bad_images: bool = False
-    allow_outside_files: bool = False   # labels.csv rows may name files outside the folder
-
-    def load(self) -> Split:
-        return micro_split(load_dataset(self.root, skip_bad_images=self.skip_bad_images,
-                                        allow_outside_files=self.allow_outside_files),
-                           train=self.train, val=self.val, test=self.test)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -555,7 +467,7 @@ def train(model: BranchedResNet, train_data: Dataset | Iterable, recipe: Recipe 
         if augmented is not None:
             augmented.epoch = -1  # warm-up draws of their own
         warm_stump(model, epoch_loader(derive_seed(recipe.seed, _WARM_UP_EPOCH)),
-                   recipe.warm_stem_epochs, device, progress)
+                   recipe.warm_stump_epochs, device, progress)
         state.stump_ready = True
         for callback in callbacks:
             callback.on_stump_ready(state)
@@ -659,9 +571,10 @@ def evaluate_model(model: BranchedResNet, data: Dataset | Iterable, recipe: Reci
 RUN_COMPARISON = Comparison(
     # Options added since a run was written take their defaults, which are what that run used;
     # where the run executes may change between an interruption and its resumption.
-    defaults={"recipe": dataclasses.asdict(Recipe()), "model": {"dropout": 0.0},
+    defaults={"recipe": dataclasses.asdict(Recipe()), "model": {"dropout": 0.0, "slice_bn": True},
               "data": {"allow_outside_files": False}},
-    ignore={"recipe": ("device", "num_workers"), "model": ("weights",)})
+    ignore={"recipe": ("device", "num_workers"), "model": ("weights",)},
+    renamed=RENAMED)
 
 
 def run_config(model: ModelConfig, recipe: Recipe, data: DataSpec,
@@ -789,13 +702,4 @@ def evaluate_split(model: BranchedResNet, split: Split, recipe: Recipe, device: 
     return metrics
 
 
-class _CallableModule(types.ModuleType):
-    """``rrrnet.train`` is both this module and the function :func:`train`: importing the
-    module (``import rrrnet.train``) binds it to the package attribute, so the module itself
-    answers calls, and ``rrrnet.train(model, data)`` works whatever was imported first."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+callable_module(__name__, train)  # rrrnet.train(model, data) is this module, called

@@ -29,9 +29,12 @@ from typing import Any, Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ..cost import measure_latency, report
+from ..cost import model_cost
+from ..latency import measure_latency
 from ..errors import ConfigError, RRRNetError, RunError
 from ..model import ModelConfig
+from ..options import BENCHMARK_METHODS as DEFAULT_METHODS  # noqa: F401
+from ..options import BenchmarkOptions
 from ..report.benchmark_figures import write_figures
 from ..report.stats import dataset_intervals, method_summary, wilcoxon_against
 from ..rundir import holds_folder
@@ -40,41 +43,10 @@ from ..train import DataSpec, Recipe, fit
 from .executors import LocalExecutor
 
 CELL_FORMAT = "rrrnet-benchmark-cell/1"
-DEFAULT_METHODS = ("A", "B", "C", "D", "E")
-RESULT_COLUMNS = ("dataset", "method", "seed", "error", "nll", "ece", "params",
+RESULT_COLUMNS = ("dataset", "method", "seed", "error", "val_error", "nll", "ece", "params",
                   "trainable_params", "macs", "cpu_ms", "gpu_ms", "train_seconds",
                   "wall_seconds", "epochs", "arch", "blocks", "branches", "split_at", "weights",
                   "run")
-
-
-@dataclass(frozen=True)
-class BenchmarkOptions:
-    """The grid's settings besides the datasets (``config``: a loaded tune/config file)."""
-
-    methods: tuple[str, ...] = DEFAULT_METHODS
-    seeds: tuple[int, ...] = (0, 1, 2)
-    epochs: int | None = None          # None: each method's own (the paper's 300)
-    config: dict[str, Any] | None = None
-    weights: str | None = None         # None: each method's default (ImageNet)
-    arch: str = "resnet152"            # the template ResNet ([A], [B]: all of it)
-    train: int = 20
-    val: int = 0
-    test: int = 20
-    latency_runs: int = 20
-    latency_threads: int | None = 2    # fixed, so methods compare; the reference's 2 threads
-    reference: str = "E"               # the method tested against every other one
-
-    def __post_init__(self):
-        if not self.methods:
-            raise ConfigError("--methods needs at least one method")
-        if len(set(self.methods)) != len(self.methods):
-            raise ConfigError(f"--methods lists a method twice: {','.join(self.methods)}")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds must be distinct and at least one, got {list(self.seeds)}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.latency_runs < 1:
-            raise ConfigError(f"--latency-runs must be at least 1, got {self.latency_runs}")
 
 
 @dataclass(frozen=True)
@@ -185,10 +157,12 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     started = time.perf_counter()
     result = fit(cell.data, cell.out, cell.model, cell.recipe, resume=True, progress=cell.progress)
     model = result.model.cpu()
-    counts = report(model, cell.recipe.image_size)
+    counts = model_cost(model, cell.recipe.image_size)
     config = model.config
     row = {"dataset": cell.dataset, "method": cell.method, "seed": cell.seed,
-           "error": result.metrics["error"], "nll": result.metrics.get("nll"),
+           "error": result.metrics["error"],
+           "val_error": (result.metrics.get("val") or {}).get("error"),
+           "nll": result.metrics.get("nll"),
            "ece": result.metrics.get("ece"), "params": counts.params,
            "trainable_params": counts.trainable_params, "macs": counts.macs,
            "cpu_ms": latency_ms(model, cell, "cpu"),
@@ -203,7 +177,10 @@ def run_cell(cell: Cell) -> dict[str, Any]:
 
 
 def latency_ms(model, cell: Cell, device: str) -> float:
-    """Median per-image time at batch 1 of the model as deployed (BatchNorm folded)."""
+    """Median per-image time at batch 1 of the model as deployed (BatchNorm folded); None with
+    ``latency_runs=0`` (time models on an idle machine instead: ``rrrnet latency``)."""
+    if cell.latency_runs == 0:
+        return None
     from ..deploy import prepare
     ready = prepare(model, device=device, image_size=cell.recipe.image_size)
     threads = cell.latency_threads if device == "cpu" else None

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import ConfigError
+from ..options import EXECUTORS
 
-EXECUTORS = ("local", "ray")
 
 
 class LocalExecutor:

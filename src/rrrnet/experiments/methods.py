@@ -35,17 +35,11 @@ from typing import Any, Iterable
 
 from ..backbone import arch_spec
 from ..errors import ConfigError
+from ..options import METHODS
 from ..model import ModelConfig
 from ..io import write_json
-from ..train import Recipe
+from ..recipe import Recipe, renamed
 
-METHODS: dict[str, str] = {
-    "A": "ResNet-152, last layer fine-tuned (frozen backbone, new classifier)",
-    "B": "ResNet-152, all layers fine-tuned",
-    "C": "ResNet_1.1.1.1, one branch (reduced, not split)",
-    "D": "ResNet_1.1.1.1, one branch, dropout after every activation of layer3/layer4",
-    "E": "RRR-Net: ResNet_1.1.1.1 with 8 branches from conv4_1 (naive ensemble)",
-}
 DEFAULT_DROPOUT = 0.05                                  # the paper's best rate for [D]
 DROPOUT_RATES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)    # the rates the paper tried for [D]
 REDUCED = (1, 1, 1, 1)
@@ -149,6 +143,9 @@ def check_config(data: Any, origin: str = "configuration") -> dict[str, Any]:
     for name, value in config.items():
         if not isinstance(value, dict):
             raise ConfigError(f"{origin}: section {name!r} must be an object, got {value!r}")
+    config["recipe"] = renamed(config["recipe"])  # files written before a rename still load
+    config["methods"] = {m: renamed(e) if isinstance(e, dict) else e
+                         for m, e in config["methods"].items()}
     _unknown(origin, "recipe.", config["recipe"], _RECIPE_FIELDS)
     _unknown(origin, "model.", config["model"], _MODEL_FIELDS)
     _unknown(origin, "methods.", config["methods"], METHODS)

@@ -47,7 +47,8 @@ from torch.nn.utils import prune as torch_prune
 from tqdm.auto import tqdm
 
 from ..backbone import ResNet, STAGES, arch_spec, resnet
-from ..cost import backbone_cost, compare_latency, paired_ratio, summarize
+from ..cost import backbone_cost
+from ..latency import compare_latency, paired_ratio, summarize
 from ..errors import ConfigError
 from ..reduce import forward_order, keep_blocks
 from ..io import write_csv, write_json
@@ -354,7 +355,7 @@ def time_interleaved(models: dict[int, nn.Module], runs: int, warmup: int, image
                      progress: bool) -> tuple[dict[int, list[float]], dict[str, Any]]:
     """Milliseconds per image of every model over ``runs`` interleaved rounds.
 
-    :func:`rrrnet.cost.compare_latency` times each model once per round, so drift of the
+    :func:`rrrnet.latency.compare_latency` times each model once per round, so drift of the
     machine (heat, other processes) hits every granularity alike; the models' order within a
     round is shuffled by ``seed``. It runs in chunks of rounds only to report progress."""
     keys = list(models)

@@ -38,6 +38,7 @@ from ..backbone import arch_spec
 from ..cost import cost
 from ..data import ImageDataset, Split
 from ..errors import ConfigError, RunError
+from ..options import DEFAULT_EPSILON, SCORE_ON
 from ..model import ModelConfig, build, load, save
 from ..recycle import BranchedResNet
 from ..reduce import DEFAULT_BLOCKS, ORDERS, forward_order
@@ -48,9 +49,7 @@ from ..rundir import claim_folder, holds_folder
 from ..train import DataSpec, Recipe, evaluate_split, fit
 from ..train import train as train_model
 
-DEFAULT_EPSILON = 0.01       # the paper gives no value: stop below a 1% relative gain
 STEPS_FORMAT = "rrrnet-selection-steps/1"
-SCORE_ON = ("test", "val")
 OUTPUT_FILES = ("config.json", "curve.csv", "curve_summary.csv", "curve.png", "selection.json",
                 "control.csv")
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from ..cost import CostReport, cost
 from ..errors import ConfigError
+from ..options import PAPER_BRANCHES
 from ..model import ModelConfig
 from ..report.curves import plot_sweep
 from ..report.stats import mean_ci
@@ -24,7 +25,6 @@ from ..io import write_csv, write_json
 from ..rundir import claim_folder, holds_folder
 from ..train import DataSpec, Recipe, fit
 
-PAPER_BRANCHES = (1, 2, 4, 8, 16, 32, 64, 128)
 OUTPUT_FILES = ("sweep.csv", "sweep_summary.csv", "sweep.json", "sweep.png")
 
 

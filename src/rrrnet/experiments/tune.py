@@ -27,16 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..recipe import DROPOUT_METHOD, SearchSpace, ema_epochs  # noqa: F401  (re-exported)
 from ..model import ModelConfig
 from ..rundir import holds_folder
 from ..io import json_safe, write_csv, write_json
 from ..train import DataSpec, Recipe, fit
 
 DEFAULT_METHOD = "E"
-DROPOUT_METHOD = "D"
 # ICDAR-micro's split per class (paper Section 4.2).
 HELD_OUT_TRAIN, HELD_OUT_VAL = 15, 5
-DEFAULT_MAX_EPOCHS = 300          # the paper's budget
 TRIAL_FIELDS = ("number", "state", "val_error", "lr", "weight_decay", "epochs", "ema_epochs",
                 "ema_fraction", "dropout", "val_nll", "last_epoch", "seconds", "started")
 
@@ -44,68 +43,6 @@ TRIAL_FIELDS = ("number", "state", "val_error", "lr", "weight_decay", "epochs", 
 # ---------------------------------------------------------------------------------------------
 # The search space
 # ---------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SearchSpace:
-    """Ranges searched; learning rate and weight decay on a log scale.
-
-    ``ema_fraction``: the EMA spans this fraction of the epochs, rounded (the paper: 60 of 300 =
-    0.2; below half an epoch, no EMA). ``dropout`` is searched for method D only (the paper tried 0.05 to 0.6).
-    """
-
-    lr: tuple[float, float] = (1e-4, 3e-3)
-    weight_decay: tuple[float, float] = (1e-4, 0.1)
-    epochs: tuple[int, int] = (DEFAULT_MAX_EPOCHS // 4, DEFAULT_MAX_EPOCHS)
-    ema_fraction: tuple[float, float] = (0.0, 0.4)
-    dropout: tuple[float, float] = (0.05, 0.6)
-
-    def __post_init__(self):
-        for name in ("lr", "weight_decay"):
-            low, high = getattr(self, name)
-            if not 0 < low <= high:
-                raise ConfigError(f"--{name.replace('_', '-')} range must be 0 < low <= high "
-                                  f"(it is searched on a log scale), got {low}..{high}")
-        low, high = self.epochs
-        if not 1 <= low <= high:
-            raise ConfigError(f"epochs range must be 1 <= --min-epochs <= --max-epochs, "
-                              f"got {low}..{high}")
-        low, high = self.ema_fraction
-        if not 0 <= low <= high <= 1:
-            raise ConfigError(f"--ema-fraction range must satisfy 0 <= low <= high <= 1, "
-                              f"got {low}..{high}")
-        low, high = self.dropout
-        if not 0 <= low <= high < 1:
-            raise ConfigError(f"--dropout range must satisfy 0 <= low <= high < 1, got {low}..{high}")
-
-    @classmethod
-    def for_budget(cls, max_epochs: int = DEFAULT_MAX_EPOCHS, min_epochs: int | None = None,
-                   **ranges: Any) -> "SearchSpace":
-        """Epochs from ``min_epochs`` (default a quarter of the budget) to ``max_epochs``."""
-        if min_epochs is None:
-            min_epochs = max(1, max_epochs // 4)
-        return cls(epochs=(min_epochs, max_epochs), **ranges)
-
-    def suggest(self, trial, method: str) -> dict[str, Any]:
-        """One trial's hyper-parameters; ``ema_epochs`` is derived from the suggested fraction."""
-        params = {
-            "lr": trial.suggest_float("lr", *self.lr, log=True),
-            "weight_decay": trial.suggest_float("weight_decay", *self.weight_decay, log=True),
-            "epochs": trial.suggest_int("epochs", *self.epochs),
-            "ema_fraction": trial.suggest_float("ema_fraction", *self.ema_fraction),
-        }
-        if method == DROPOUT_METHOD:
-            params["dropout"] = trial.suggest_float("dropout", *self.dropout)
-        params["ema_epochs"] = ema_epochs(params["epochs"], params["ema_fraction"])
-        return params
-
-    def to_dict(self) -> dict[str, list]:
-        return {k: list(v) for k, v in dataclasses.asdict(self).items()}
-
-
-def ema_epochs(epochs: int, fraction: float) -> int:
-    """EMA length in epochs, rounded: a fraction below half an epoch means no EMA."""
-    return min(epochs, max(0, round(fraction * epochs)))
-
 
 def import_optuna():
     try:

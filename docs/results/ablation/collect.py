@@ -1,0 +1,96 @@
+"""Gather the ablation's finished cells (variants/*.csv, written by run_ablation.sh) into
+ablation.csv, summary.md and ablation.png. Decisions are read from the validation errors only;
+test errors are listed for the record."""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from rrrnet.io import atomic_write, read_csv, write_csv
+from rrrnet.report.stats import mean_ci
+
+HERE = Path(__file__).parent
+# variant -> (setting, value); "default" rows are the reference of every setting
+SETTINGS = {
+    "default": ("default", "paper's recipe"),
+    "weights-none": ("weights", "none"),
+    "init-first": ("init", "first"), "init-random": ("init", "random"),
+    "bn-default": ("branch BatchNorm", "default-initialised"),
+    "shift-0": ("shift a", "0"),
+    "views-independent": ("branch views", "independent"),
+    "ema-step": ("EMA", "per step, 59/60"), "ema-none": ("EMA", "none"),
+    "warmup-off": ("stump BN warm-up", "off"),
+    "augment-0": ("augmentation ops", "0"), "augment-1": ("augmentation ops", "1"),
+    "lr-scaled": ("learning rate", "x sqrt(8)"),
+    "split-layer4": ("split at", "layer4"),
+    "branches-2": ("branches", "2"), "branches-4": ("branches", "4"),
+    "branches-16": ("branches", "16"),
+}
+
+
+def rows() -> list[dict]:
+    out = []
+    for variant, (setting, value) in SETTINGS.items():
+        for row in read_csv(HERE / "variants" / f"{variant}.csv"):
+            out.append({"variant": variant, "setting": setting, "value": value,
+                        "method": row["method"], "dataset": row["dataset"], "seed": row["seed"],
+                        "val_error": row["val_error"], "test_error": row["error"],
+                        "epochs": row["epochs"], "weights": row["weights"]})
+    return out
+
+
+def summary(table: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for row in table:
+        groups.setdefault((row["variant"], row["method"], row["dataset"]), []).append(row)
+    out = []
+    for (variant, method, dataset), rs in groups.items():
+        val = [r["val_error"] for r in rs]
+        mean, low, high = mean_ci(val) if len(val) > 1 else (val[0], float("nan"), float("nan"))
+        out.append({"variant": variant, "setting": SETTINGS[variant][0],
+                    "value": SETTINGS[variant][1], "method": method, "dataset": dataset,
+                    "seeds": len(rs), "val_error": mean, "val_low": low, "val_high": high,
+                    "test_error": statistics.mean(r["test_error"] for r in rs)})
+    return out
+
+
+def figure(table: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    e = [s for s in table if s["method"] == "E"]
+    default = next((s["val_error"] for s in e if s["variant"] == "default"), None)
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(e) + 1.2))
+    for i, s in enumerate(e):
+        ax.errorbar(s["val_error"] * 100, i, xerr=None if s["seeds"] < 2 else
+                    [[(s["val_error"] - s["val_low"]) * 100], [(s["val_high"] - s["val_error"]) * 100]],
+                    fmt="o", color="C0" if s["variant"] != "default" else "C3")
+    if default is not None:
+        ax.axvline(default * 100, color="C3", lw=0.8, ls="--")
+    ax.set_yticks(range(len(e)), [f"{s['setting']}: {s['value']} ({s['dataset']}, n={s['seeds']})"
+                                  for s in e], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("validation error of RRR-Net E (%), mean and 95% t-interval over seeds")
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    plt.close(fig)
+
+
+def main() -> None:
+    table = rows()
+    write_csv(HERE / "ablation.csv", table)
+    s = summary(table)
+    write_csv(HERE / "summary.csv", s)
+    figure(s, HERE / "ablation.png")
+    lines = ["| setting | value | method | dataset | seeds | val error | 95% interval | test error |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in s:
+        interval = "-" if r["seeds"] < 2 else f"[{r['val_low']:.1%}, {r['val_high']:.1%}]"
+        lines.append(f"| {r['setting']} | {r['value']} | {r['method']} | {r['dataset']} | "
+                     f"{r['seeds']} | {r['val_error']:.1%} | {interval} | {r['test_error']:.1%} |")
+    atomic_write(HERE / "summary.md", lambda f: f.write("\n".join(lines) + "\n"), mode="w")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

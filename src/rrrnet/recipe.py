@@ -1,0 +1,190 @@
+"""How to train, importable without torch: the :class:`Recipe`, the :class:`DataSpec` of the images
+it trains on, and the :class:`SearchSpace` that ``rrrnet tune`` searches.
+
+Frozen dataclasses that round-trip through JSON (a run's ``config.json``, ``--config`` files).
+The command line builds its options and their defaults from these, so ``rrrnet COMMAND --help``
+answers without loading torch; training itself is :mod:`rrrnet.train`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+from .options import DEFAULT_MAX_EPOCHS
+
+BRANCH_VIEWS = ("shared", "independent")
+ENSEMBLES = ("naive", "bagging", "snapshot", "fge")
+TRAJECTORY_ENSEMBLES = ("snapshot", "fge")   # one trajectory, its snapshots fill the branches
+DROPOUT_METHOD = "D"                         # the method whose dropout rate is tuned
+# Old spellings of recipe options, still read from configuration files and run folders.
+RENAMED = {"warm_stem_epochs": "warm_stump_epochs"}
+
+
+def renamed(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with old option names (:data:`RENAMED`) replaced by the current ones."""
+    return {RENAMED.get(k, k): v for k, v in options.items()}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train; the defaults are the paper's."""
+
+    epochs: int = 300
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    ema_epochs: int = 60              # EMA over the last min(N, ceil(epochs/2)) epochs (0: none)
+    ema_step_decay: float = 0.0       # > 0: this decay per step instead (the authors': 59/60)
+    warm_stump_epochs: int = 10        # passes re-estimating the frozen stump's BN statistics
+    augment_ops: int = 2              # augmentations drawn per image (0: none)
+    branch_views: str = "shared"      # shared | independent (see the module docs)
+    image_size: int = 128
+    seed: int = 0
+    eval_every: int = 1               # evaluation in the history every N epochs (0: only at the end)
+    num_workers: int = 0
+    device: str = "auto"              # auto | cpu | cuda
+    channels_last: bool = True        # NHWC tensors: about 20% faster training on CPU here
+    ensemble: str = "naive"           # naive | bagging | snapshot | fge (rrrnet.ensembles)
+    fge_cycle_epochs: int = 4         # FGE: epochs per cycle (Garipov et al.: 2 to 4)
+    fge_lr_high: float = 0.5          # FGE: cycle's highest rate, times lr
+    fge_lr_low: float = 0.005         # FGE: cycle's lowest rate (where models are collected), times lr
+
+    def __post_init__(self):
+        if self.branch_views not in BRANCH_VIEWS:
+            raise ConfigError(f"branch_views must be shared or independent, got {self.branch_views!r}")
+        if self.ensemble not in ENSEMBLES:
+            raise ConfigError(f"ensemble must be one of {', '.join(ENSEMBLES)}, got {self.ensemble!r}")
+        if self.fge_cycle_epochs < 1:
+            raise ConfigError(f"fge_cycle_epochs must be at least 1, got {self.fge_cycle_epochs}")
+        if not 0 < self.fge_lr_low <= self.fge_lr_high:
+            raise ConfigError(f"FGE rates need 0 < fge_lr_low <= fge_lr_high, got "
+                              f"{self.fge_lr_low} and {self.fge_lr_high}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        for name in ("epochs", "batch_size", "image_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("ema_epochs", "warm_stump_epochs", "augment_ops", "eval_every", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.ema_step_decay < 1:
+            raise ConfigError(f"ema_step_decay must be in [0, 1), got {self.ema_step_decay}")
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 \
+                    or (name == "lr" and value == 0):
+                raise ConfigError(f"{name} must be a finite {'positive' if name == 'lr' else 'non-negative'} "
+                                  f"number, got {value!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+        """A recipe from its JSON form (old option names accepted)."""
+        return cls(**renamed(data))
+
+    @property
+    def ema_averaged_epochs(self) -> int:
+        """How many final epochs the average covers: ``min(ema_epochs, ceil(epochs / 2))``, so
+        that the first half of a run, where the weights are furthest from their end, never
+        enters it (0: no average)."""
+        return min(self.ema_epochs, math.ceil(self.epochs / 2))
+
+    def ema_decay(self, steps_per_epoch: int) -> float:
+        """Decay whose averaging window (``1 / (1 - decay)`` steps) spans the averaged epochs;
+        ``ema_step_decay`` when set (the authors' release: 59/60, a window of ~60 steps)."""
+        if self.ema_step_decay:
+            return self.ema_step_decay
+        return 1.0 - 1.0 / max(1, self.ema_averaged_epochs * steps_per_epoch)
+
+    @property
+    def uses_ema(self) -> bool:
+        """Snapshot and FGE ensemble raw weights at their cycle points, as their papers do."""
+        return self.ema_epochs > 0 and self.ensemble not in TRAJECTORY_ENSEMBLES
+
+    @property
+    def ema_start(self) -> int:
+        """The first epoch (0-based) whose steps enter the average."""
+        return self.epochs - self.ema_averaged_epochs
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which images: the dataset folder and the per-class micro split."""
+
+    root: str
+    train: int = 20
+    val: int = 0
+    test: int = 20
+    skip_bad_images: bool = False
+    allow_outside_files: bool = False   # labels.csv rows may name files outside the folder
+
+    def load(self):
+        """The micro split (:class:`rrrnet.data.Split`) of the dataset folder."""
+        from .data import load_dataset, micro_split
+        return micro_split(load_dataset(self.root, skip_bad_images=self.skip_bad_images,
+                                        allow_outside_files=self.allow_outside_files),
+                           train=self.train, val=self.val, test=self.test)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Ranges searched; learning rate and weight decay on a log scale.
+
+    ``ema_fraction``: the EMA spans this fraction of the epochs, rounded (the paper: 60 of 300 =
+    0.2; below half an epoch, no EMA). ``dropout`` is searched for method D only (the paper tried 0.05 to 0.6).
+    """
+
+    lr: tuple[float, float] = (1e-4, 3e-3)
+    weight_decay: tuple[float, float] = (1e-4, 0.1)
+    epochs: tuple[int, int] = (DEFAULT_MAX_EPOCHS // 4, DEFAULT_MAX_EPOCHS)
+    ema_fraction: tuple[float, float] = (0.0, 0.4)
+    dropout: tuple[float, float] = (0.05, 0.6)
+
+    def __post_init__(self):
+        for name in ("lr", "weight_decay"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ConfigError(f"--{name.replace('_', '-')} range must be 0 < low <= high "
+                                  f"(it is searched on a log scale), got {low}..{high}")
+        low, high = self.epochs
+        if not 1 <= low <= high:
+            raise ConfigError(f"epochs range must be 1 <= --min-epochs <= --max-epochs, "
+                              f"got {low}..{high}")
+        low, high = self.ema_fraction
+        if not 0 <= low <= high <= 1:
+            raise ConfigError(f"--ema-fraction range must satisfy 0 <= low <= high <= 1, "
+                              f"got {low}..{high}")
+        low, high = self.dropout
+        if not 0 <= low <= high < 1:
+            raise ConfigError(f"--dropout range must satisfy 0 <= low <= high < 1, got {low}..{high}")
+
+    @classmethod
+    def for_budget(cls, max_epochs: int = DEFAULT_MAX_EPOCHS, min_epochs: int | None = None,
+                   **ranges: Any) -> "SearchSpace":
+        """Epochs from ``min_epochs`` (default a quarter of the budget) to ``max_epochs``."""
+        if min_epochs is None:
+            min_epochs = max(1, max_epochs // 4)
+        return cls(epochs=(min_epochs, max_epochs), **ranges)
+
+    def suggest(self, trial, method: str) -> dict[str, Any]:
+        """One trial's hyper-parameters; ``ema_epochs`` is derived from the suggested fraction."""
+        params = {
+            "lr": trial.suggest_float("lr", *self.lr, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", *self.weight_decay, log=True),
+            "epochs": trial.suggest_int("epochs", *self.epochs),
+            "ema_fraction": trial.suggest_float("ema_fraction", *self.ema_fraction),
+        }
+        if method == DROPOUT_METHOD:
+            params["dropout"] = trial.suggest_float("dropout", *self.dropout)
+        params["ema_epochs"] = ema_epochs(params["epochs"], params["ema_fraction"])
+        return params
+
+    def to_dict(self) -> dict[str, list]:
+        return {k: list(v) for k, v in dataclasses.asdict(self).items()}
+
+
+def ema_epochs(epochs: int, fraction: float) -> int:
+    """EMA length in epochs, rounded: a fraction below half an epoch means no EMA."""
+    return min(epochs, max(0, round(fraction * epochs)))
