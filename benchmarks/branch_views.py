@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rrrnet.data.converters import convert_icdar_stand_in
+from rrrnet.data.sources import convert_icdar_stand_in
 from rrrnet.model import ModelConfig
 from rrrnet.train import DataSpec, Recipe, fit
 from rrrnet.weights import find_local

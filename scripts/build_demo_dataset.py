@@ -6,7 +6,7 @@
     python scripts/build_demo_dataset.py --stats   # usable images per class, writes nothing
 
 20 classes x 40 images, Meta-Album format (labels.csv, info.json, images/), 128x128 RGB JPEG.
-A thin wrapper over ``rrrnet.data.converters.convert_openclipart`` (``rrrnet data openclipart``),
+A thin wrapper over ``rrrnet.data.sources.openclipart.convert_openclipart`` (``rrrnet data openclipart``),
 which holds the hand-picked classes and the file filters; this script only names the dataset as
 the demo and checks that it stays small enough to ship inside the package.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from rrrnet.data.converters import (OPENCLIPART_CLASSES, OPENCLIPART_DIR,  # noqa: E402
-                                    convert_openclipart, select_openclipart)
+from rrrnet.data.sources.openclipart import (OPENCLIPART_CLASSES, OPENCLIPART_DIR,  # noqa: E402
+                                             convert_openclipart, select_openclipart)
 from rrrnet.errors import DataError  # noqa: E402
 
 CLASSES = OPENCLIPART_CLASSES

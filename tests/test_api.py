@@ -14,7 +14,7 @@ import rrrnet
 from conftest import make_meta_album
 from rrrnet.augment import normalize
 from rrrnet.data import load_dataset, micro_split, read_image
-from rrrnet.errors import ConfigError
+from rrrnet.errors import ConfigError, DataError
 from rrrnet.train import Callback, Recipe
 
 TINY = dict(arch="resnet18", blocks=(1, 1, 1, 1), branches=2, num_classes=4, weights="none")
@@ -117,7 +117,7 @@ def test_bad_training_inputs_are_clear_errors(split):
 
         def __getitem__(self, i):
             return "not an image", 0
-    with pytest.raises(ConfigError, match="PIL image or uint8"):
+    with pytest.raises(DataError, match="PIL image or uint8"):
         rrrnet.train(model, Strings(), RECIPE, progress=False)
 
 
@@ -148,6 +148,7 @@ def test_imports_stay_light(code, absent):
     assert out.stdout.strip() == "[]", (code, out.stdout)
 
 
+@pytest.mark.slow
 def test_the_python_guide_runs(tmp_path, monkeypatch):
     """docs/python.md's session, run as written, with no pretrained weights and 2 epochs."""
     text = (Path(__file__).parents[1] / "docs" / "python.md").read_text()

@@ -10,7 +10,7 @@ from conftest import make_meta_album
 from rrrnet.backbone import BasicBlock, Bottleneck
 from rrrnet.cli import main
 from rrrnet.errors import ConfigError
-from rrrnet.experiments.methods import (METHODS, apply_config, configure, load_config_file,
+from rrrnet.experiments.methods import (METHODS, apply_config, load_config_file,
                                         method_setup, write_config_file)
 from rrrnet.model import ModelConfig, build, load, save
 from rrrnet.recycle import convert
@@ -181,26 +181,35 @@ def test_unreadable_config_files(tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
-def test_configure_orders_method_file_and_typed_options():
-    typed_recipe = Recipe(epochs=5, lr=0.01)
-    typed_model = ModelConfig(arch="resnet18", branches=8, init="first", dropout=0.0,
-                              weights="none")
-    config = {"recipe": {"lr": 0.002, "epochs": 50}, "model": {},
-              "methods": {"D": {"dropout": 0.2}}, "source": {}}
-    model, recipe = configure("D", typed_recipe, typed_model, config, given={"epochs", "init"})
+def test_method_file_and_typed_options_in_this_order(tmp_path):
+    """The command line's two-pass parse: defaults < --method < --config < typed options."""
+    from rrrnet.cli import model_config, parse, recipe
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"recipe": {"lr": 0.002, "epochs": 50},
+                                  "methods": {"D": {"dropout": 0.2}}}))
+    base = ["fit", "data", "--out", "run", "--arch", "resnet18", "--weights", "none"]
+
+    def parsed(*argv):
+        args = parse([*base, *argv])
+        return model_config(args), recipe(args)
+    model, rec = parsed("--method", "D", "--config", str(config), "--epochs", "5", "--init", "first",
+                        "--branches", "1")
     assert (model.arch, model.blocks, model.branches, model.init) == ("resnet18", (1, 1, 1, 1), 1,
                                                                       "first")
     assert model.dropout == 0.2                             # the file's entry for D
-    assert (recipe.epochs, recipe.lr) == (5, 0.002)         # typed epochs win, the file's lr
-    model, _ = configure("D", typed_recipe, dataclasses.replace(typed_model, dropout=0.4), config,
-                         given={"dropout"})
+    assert (rec.epochs, rec.lr) == (5, 0.002)               # typed epochs win, the file's lr
+    model, _ = parsed("--method", "D", "--config", str(config), "--dropout", "0.4")
     assert model.dropout == 0.4                             # typed dropout wins over the file
-    model, _ = configure(None, typed_recipe, dataclasses.replace(typed_model, dropout=0.4))
+    model, _ = parsed("--dropout", "0.4")
     assert (model.branches, model.dropout) == (8, 0.4)      # a custom model
+    model, rec = parsed("--method", "A")
+    assert (model.split_at, model.freeze_stump, rec.augment_ops) == ("fc", True, 0)
+    model, _ = parsed("--method", "B")
+    assert model.freeze_stump is False                      # not an option: set by the method
     with pytest.raises(ConfigError, match="--method C sets --blocks, --branches itself"):
-        configure("C", typed_recipe, typed_model, given={"branches", "blocks"})
+        parsed("--method", "C", "--branches", "2", "--blocks", "2,2,2,2")
     with pytest.raises(ConfigError, match="method D's rate"):
-        configure("E", typed_recipe, typed_model, given={"dropout"})
+        parsed("--method", "E", "--dropout", "0.3")
 
 
 # --- command line ------------------------------------------------------------------------------

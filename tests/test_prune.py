@@ -55,6 +55,7 @@ def test_element_wise_zeroes_the_target_fraction_and_keeps_dense_shapes():
 
 
 def test_channel_wise_shrinks_tensors_as_counted_and_still_runs():
+    pytest.importorskip("torch_pruning", reason="pip install 'rrrnet[prune]'")
     ratio = 0.3
     model = resnet(SMALL)
     widths = {name: (m.in_channels, m.out_channels) for name, m in model.named_modules()
@@ -73,6 +74,7 @@ def test_channel_wise_shrinks_tensors_as_counted_and_still_runs():
 
 
 def test_channel_ratio_is_the_smallest_reaching_the_target():
+    pytest.importorskip("torch_pruning", reason="pip install 'rrrnet[prune]'")
     template, total = unpruned(SMALL, seed=0), SMALL_FULL[0]
     setting = channel_setting(template, 0.5)
     assert 1 - channel_params(template, setting.amount) / total >= 0.5

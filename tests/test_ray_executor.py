@@ -17,6 +17,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_grid_runs_as_ray_tasks_and_gathers_rows(tmp_path, local_ray):
     data = make_meta_album(tmp_path / "shapes", classes=3, per_class=6)
     out = tmp_path / "bench"

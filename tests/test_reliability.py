@@ -53,6 +53,7 @@ def cli(capsys, *argv):
 
 # ----------------------------------------------------------------------------- data loss
 
+@pytest.mark.slow
 def test_two_fits_into_the_same_out_the_second_is_refused_with_the_holders_pid(data, tmp_path):
     args = [RRRNET, "fit", str(data), "--out", str(tmp_path / "run"), "--epochs", "200"] + TINY_ARGS
     first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

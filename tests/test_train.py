@@ -60,6 +60,7 @@ def test_the_average_is_bias_corrected():
     assert ema.module[0].item() == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_a_short_run_keeps_its_accuracy_with_the_default_average(tmp_path):
     """3 epochs with the default ema_epochs (60): the averaged model ends within a few points of
     the same run without averaging (the average used to keep ~95% of the first step's weights),
@@ -202,6 +203,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tiny_data, tmp_path):
     assert resumed.metrics["error"] == whole.metrics["error"]
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_data, tmp_path):
     script = Path(sys.executable).parent / "rrrnet"
     args = [str(script), "fit", tiny_data.root, "--arch", "resnet18", "--blocks", "1,1,1,1",
@@ -282,6 +284,7 @@ def test_cached_stump_features_for_last_layer_fine_tuning(tiny_data, tmp_path):
     assert "test_error" in result.history[-1]
 
 
+@pytest.mark.slow
 def test_short_training_on_the_embedded_dataset_beats_chance(tmp_path):
     """A real run on real images: 20 clip-art classes (chance: 95% error), a small ResNet-18 from
     random initialisation, four epochs at 64 px with the paper's augmentation."""

@@ -29,21 +29,17 @@ Magnitudes are those the release ran under albumentations 1.2.0, spelled in 2.0 
 - ``sharpen``: alpha 0.2-0.5, lightness 0.5-1.0 (defaults).
 - ``invert``: ``InvertImg``.
 
-Random state and DataLoader workers
------------------------------------
+Random state
+------------
 albumentations 2.0 ignores the global ``random``/``numpy`` seeds: a ``Compose`` owns its
 generators. ``Compose(seed=s)`` alone is not enough here, because it seeds *every* child with
 the same ``s``: the two ``OneOf`` blocks would then draw identical indices and the pair would
 always be the same op twice. :func:`train_transform` therefore gives the whole pipeline one
-shared generator pair built from ``seed``.
+shared generator pair built from ``seed``, and :meth:`Augmenter.reseed` restarts it.
 
-A DataLoader copies (fork) or pickles (spawn) the dataset, generator state included, into every
-worker, so all workers would produce the same augmentation stream. An :class:`Augmenter` notices
-on its first call inside a worker and re-seeds itself from the worker's seed
-(``torch.initial_seed()`` there, which differs per worker and per epoch unless
-``persistent_workers``); :func:`worker_init_fn` does the same eagerly and can be passed to the
-DataLoader. Both give the same result; the run is reproducible when the main process seeds torch
-(``torch.manual_seed`` or the loader's ``generator``).
+Training uses one seeding mechanism: :class:`rrrnet.train.TrainingImages` re-seeds the augmenter
+before every draw from (run seed, epoch, image index, view), so a draw depends on nothing else:
+not on DataLoader workers, batch order or what ran before, and a resumed run repeats it.
 """
 
 from __future__ import annotations
@@ -55,15 +51,15 @@ import os
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import random  # noqa: E402
-import weakref  # noqa: E402
 from collections import OrderedDict  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 
 import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
+from rrrnet.data.dataset import (IMAGENET_MEAN, IMAGENET_STD, _check_image,  # noqa: E402,F401
+                                 denormalize, normalize)
 from rrrnet.errors import ConfigError  # noqa: E402
 
 __all__ = [
@@ -71,19 +67,11 @@ __all__ = [
     "IMAGENET_STD",
     "OPERATIONS",
     "Augmenter",
-    "EvalTransform",
-    "TrainAugment",
     "denormalize",
     "normalize",
     "train_transform",
-    "worker_init_fn",
 ]
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-_MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32)
-_STD = np.asarray(IMAGENET_STD, dtype=np.float32)
 
 
 # --- the twelve operations (module-level factories so that everything pickles) -------------
@@ -163,7 +151,6 @@ OPERATIONS: OrderedDict[str, Callable[[], A.BasicTransform]] = OrderedDict(
 
 # --- the augmentation pipeline --------------------------------------------------------------
 
-_LIVE: weakref.WeakSet[Augmenter] = weakref.WeakSet()  # what worker_init_fn re-seeds
 
 
 def _resolve_operations(operations: Sequence[str | A.BasicTransform] | None) -> list:
@@ -205,8 +192,8 @@ class Augmenter:
     """``uint8`` HxWx3 -> ``uint8`` HxWx3: ``ops_per_image`` operations drawn uniformly with
     replacement from ``operations`` and applied in turn. Build it with :func:`train_transform`.
 
-    ``compose`` is the underlying albumentations pipeline. Picklable; see the module docstring
-    for how it re-seeds itself in DataLoader workers.
+    ``compose`` is the underlying albumentations pipeline. Picklable (the random state goes
+    along); :meth:`reseed` restarts the stream.
     """
 
     def __init__(
@@ -236,36 +223,17 @@ class Augmenter:
         # One generator pair for the whole pipeline (Compose(seed=) would give each OneOf an
         # identical copy, making both picks the same op).
         self.compose.set_random_state(*_generators(self.seed))
-        self._worker_key: tuple[int, int] | None = None
-        _LIVE.add(self)
 
     def reseed(self, seed: int | list[int] | None) -> None:
         """Restart the random stream: an int gives the same stream as ``train_transform(seed=)``;
         a list of ints is mixed through ``numpy.random.SeedSequence``; None draws fresh entropy."""
         self.compose.set_random_state(*_generators(seed))
 
-    def reseed_for_worker(self, worker_seed: int) -> None:
-        """Re-seed from a DataLoader worker's seed (``torch.initial_seed()`` inside the worker),
-        mixed with this augmenter's own ``seed``. Idempotent per (process, worker seed)."""
-        key = (os.getpid(), int(worker_seed))
-        if self._worker_key == key:
-            return
-        entropy = [int(worker_seed) % 2**64] + ([] if self.seed is None else [self.seed])
-        self.reseed(entropy)
-        self._worker_key = key
-
     def __call__(self, image: np.ndarray) -> np.ndarray:
         _check_image(image)
-        info = torch.utils.data.get_worker_info()
-        if info is not None:
-            self.reseed_for_worker(info.seed)
         if self.ops_per_image == 0:
             return image
         return self.compose(image=image)["image"]
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        _LIVE.add(self)
 
     def __repr__(self) -> str:
         return (
@@ -287,74 +255,3 @@ def train_transform(
     Raises :class:`~rrrnet.errors.ConfigError` for an unknown name or ``ops_per_image < 0``.
     """
     return Augmenter(ops_per_image=ops_per_image, operations=operations, seed=seed)
-
-
-def worker_init_fn(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: re-seed every :class:`Augmenter` in this worker from
-    ``torch.initial_seed()``, so workers (and epochs) draw different augmentations.
-
-    Optional: an Augmenter also re-seeds itself on its first call in a worker, identically.
-    """
-    del worker_id  # torch.initial_seed() already differs per worker
-    seed = torch.initial_seed()
-    for augmenter in list(_LIVE):
-        augmenter.reseed_for_worker(seed)
-
-
-# --- normalisation --------------------------------------------------------------------------
-
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        desc = (
-            f"{type(image).__name__} {getattr(image, 'dtype', '')} {getattr(image, 'shape', '')}"
-        ).strip()
-        raise ValueError(f"expected a uint8 HxWx3 RGB numpy array, got {desc}")
-
-
-def normalize(image: np.ndarray) -> torch.Tensor:
-    """``uint8`` HxWx3 RGB -> ``float32`` 3xHxW tensor, ``(x / 255 - IMAGENET_MEAN) / IMAGENET_STD``."""
-    _check_image(image)
-    out = (image.astype(np.float32) / np.float32(255.0) - _MEAN) / _STD
-    return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))
-
-
-def denormalize(tensor: torch.Tensor) -> np.ndarray:
-    """Inverse of :func:`normalize` for figures: 3xHxW tensor -> ``uint8`` HxWx3 (rounded, clipped)."""
-    if not isinstance(tensor, torch.Tensor) or tensor.ndim != 3 or tensor.shape[0] != 3:
-        raise ValueError(
-            f"expected a 3xHxW tensor, got {type(tensor).__name__} {tuple(getattr(tensor, 'shape', ()))}"
-        )
-    x = tensor.detach().to("cpu", torch.float32).numpy().transpose(1, 2, 0)
-    x = (x * _STD + _MEAN) * np.float32(255.0)
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
-
-
-# --- Dataset transforms ---------------------------------------------------------------------
-
-class TrainAugment:
-    """Dataset transform for training: :func:`train_transform` then :func:`normalize`.
-    ``uint8`` HxWx3 -> ``float32`` 3xHxW tensor. Picklable."""
-
-    def __init__(
-        self,
-        ops_per_image: int = 2,
-        operations: Sequence[str | A.BasicTransform] | None = None,
-        seed: int | None = None,
-    ) -> None:
-        self.augment = train_transform(ops_per_image=ops_per_image, operations=operations, seed=seed)
-
-    def __call__(self, image: np.ndarray) -> torch.Tensor:
-        return normalize(self.augment(image))
-
-    def __repr__(self) -> str:
-        return f"TrainAugment({self.augment!r})"
-
-
-class EvalTransform:
-    """Dataset transform for evaluation: :func:`normalize` only. Picklable."""
-
-    def __call__(self, image: np.ndarray) -> torch.Tensor:
-        return normalize(image)
-
-    def __repr__(self) -> str:
-        return "EvalTransform()"

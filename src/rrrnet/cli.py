@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from . import __version__
 from .errors import ConfigError, RRRNetError
@@ -41,10 +41,31 @@ def add_model_args(parser: argparse.ArgumentParser, num_classes: bool = True) ->
     g.add_argument("--seed", type=int, default=0, help="seed of slicing and new classifiers")
 
 
+def add_run_flags(parser: argparse.ArgumentParser, *, what: str | None = None,
+                  resume: str | None = None, json: str | None = None,
+                  quiet: str = "no progress bars") -> None:
+    """The flags every command that writes an output folder shares: ``--resume`` (its help:
+    ``resume``) and ``--overwrite`` (replace ``what``), ``--quiet``, and ``--json`` (its help)."""
+    if resume is not None:
+        parser.add_argument("--resume", action="store_true", help=resume)
+        parser.add_argument("--overwrite", action="store_true", help=f"replace {what} in --out")
+    parser.add_argument("--quiet", "-q", action="store_true", help=quiet)
+    if json is not None:
+        parser.add_argument("--json", action="store_true", help=json)
+
+
+def add_weights_arg(parser, default: str | None = "imagenet") -> None:
+    parser.add_argument("--weights", default=default,
+                        help="checkpoint file, source name (rrrnet weights), astra-ct or none"
+                             + ("" if default else " (default: each method's, ImageNet)"))
+
+
 def model_config(args: argparse.Namespace):
     from .model import ModelConfig
     from .reduce import parse_blocks
     return ModelConfig(arch=args.arch, blocks=parse_blocks(args.blocks), branches=args.branches,
+                       freeze_stump=getattr(args, "freeze_stump", True),
+                       dropout=getattr(args, "dropout", None) or 0.0,
                        num_classes=getattr(args, "num_classes", 20), split_at=args.split_at,
                        shift=args.shift,
                        init=args.init, seed=args.seed, slice_bn=getattr(args, "slice_bn", True),
@@ -153,16 +174,11 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
 
 
 def recipe(args: argparse.Namespace):
+    """The Recipe of the parsed options (fields without an option keep their default, or the
+    value a --method or --config layer set: see :func:`parse`)."""
     from .recipe import Recipe
-    return Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                  weight_decay=args.weight_decay, ema_epochs=args.ema_epochs,
-                  ema_step_decay=args.ema_step_decay,
-                  warm_stump_epochs=args.warm_stump_epochs, augment_ops=args.augment_ops,
-                  branch_views=args.branch_views, image_size=args.image_size, seed=args.seed,
-                  eval_every=args.eval_every, num_workers=args.num_workers, device=args.device,
-                  **{name: getattr(args, name) for name in ("ensemble", "fge_cycle_epochs",
-                                                             "fge_lr_high", "fge_lr_low")
-                     if hasattr(args, name)})
+    return Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)
+                     if hasattr(args, f.name)})
 
 
 def data_spec(args: argparse.Namespace, root: str):
@@ -172,28 +188,71 @@ def data_spec(args: argparse.Namespace, root: str):
                     allow_outside_files=getattr(args, "allow_outside_files", False))
 
 
-def given_options(argv: Sequence[str] | None) -> set[str]:
-    """The destinations of the options typed on the command line, as opposed to defaults: parse
-    again with every default suppressed (argparse has no public walk over its actions)."""
-    p, stack = parser(), []
-    stack.append(p)
-    while stack:
-        for action in stack.pop()._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                stack.extend(action.choices.values())
-            else:
-                action.default = argparse.SUPPRESS
-    return set(vars(p.parse_args(argv)))
+def fit_layers(args: argparse.Namespace) -> dict[str, Any]:
+    """The option values that ``--method`` and then ``--config`` set, as parser defaults. Read in
+    a first pass and applied with ``set_defaults`` before the real parse (timm's train.py does
+    the same), so precedence holds by construction: defaults < method < config file < typed."""
+    from .experiments.methods import load_config_file, method_setup
+    from .recipe import Recipe
+    layers: dict[str, Any] = {}
+    if args.method:
+        base = Recipe(seed=args.seed)
+        model, rec = method_setup(args.method, base, seed=args.seed, dropout=args.dropout,
+                                  weights=args.weights, arch=args.arch)
+        layers.update(blocks=_blocks_text(model.blocks), branches=model.branches,
+                      split_at=model.split_at, dropout=model.dropout,
+                      freeze_stump=model.freeze_stump)
+        layers.update({f.name: getattr(rec, f.name) for f in dataclasses.fields(Recipe)
+                       if getattr(rec, f.name) != getattr(base, f.name)})
+    if args.config:
+        config = load_config_file(args.config)
+        entry = config["methods"].get(args.method, {}) if args.method else {}
+        for values in (config["recipe"], config["model"], entry):
+            layers.update({k: _blocks_text(v) if k == "blocks" else v for k, v in values.items()})
+    return layers
+
+
+def _blocks_text(blocks) -> str:
+    return blocks if isinstance(blocks, str) else ",".join(map(str, blocks))
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse a command line; ``fit`` in two passes (:func:`fit_layers`)."""
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command == "fit" and (args.method or args.config):
+        layers = fit_layers(args)
+        p.commands["fit"].set_defaults(**layers)
+        args = p.parse_args(argv)
+        _check_method_options(args, layers)
+    return args
+
+
+def _check_method_options(args: argparse.Namespace, layers: dict[str, Any]) -> None:
+    """A typed --blocks, --branches or --split-at that changes what --method sets is refused:
+    it would be a custom model under a method's name."""
+    if not args.method:
+        return
+    from .reduce import parse_blocks
+    clash = [name for name in ("blocks", "branches", "split_at")
+             if (parse_blocks(getattr(args, name)) if name == "blocks" else getattr(args, name))
+             != (parse_blocks(layers[name]) if name == "blocks" else layers[name])]
+    if clash:
+        raise ConfigError(f"--method {args.method} sets {', '.join(_flag(c) for c in clash)} "
+                          f"itself; leave {'them' if len(clash) > 1 else 'it'} out, or drop "
+                          f"--method for a custom model")
+    if args.method != "D" and args.dropout != layers["dropout"]:
+        raise ConfigError(f"--dropout is method D's rate; method {args.method} has no dropout "
+                          f"(without --method it applies to a custom model)")
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from .experiments.methods import configure, load_config_file
     from .train import fit
-    model = dataclasses.replace(model_config(args), dropout=args.dropout or 0.0)
-    config = load_config_file(args.config) if args.config else None
-    typed = getattr(args, "command_line", None)  # set by main()
-    model, rec = configure(args.method, recipe(args), model, config,
-                           given_options(typed) if typed is not None else set())
+    model, rec = model_config(args), recipe(args)
     result = fit(data_spec(args, args.data), args.out, model, rec,
                  resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     m = result.metrics
@@ -300,7 +359,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from .data.converters import CONVERTERS
+    from .data.sources import CONVERTERS
     if args.name is None:
         for name, (_, description) in CONVERTERS.items():
             print(f"{name:<18}{description}")
@@ -386,8 +445,7 @@ def add_tune_command(sub) -> None:
                    help="epochs between validation checks when pruning (default: a fifth of "
                         "--min-epochs)")
     r = tune.add_argument_group("fixed settings")
-    r.add_argument("--weights", default=None,
-                   help="backbone weights (default: the method's, ImageNet); none: random")
+    add_weights_arg(r, default=None)
     r.add_argument("--arch", default=None, choices=sorted(ARCHS),
                    help="template ResNet instead of the method's (e.g. for a quick check)")
     r.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -402,8 +460,7 @@ def add_tune_command(sub) -> None:
     r.add_argument("--val", type=int, default=5, help="validation images per class (default 5)")
     r.add_argument("--skip-bad-images", action="store_true")
     r.add_argument("--keep-runs", action="store_true", help="keep each trial's run folder")
-    tune.add_argument("--quiet", "-q", action="store_true", help="no progress bar or trial log")
-    tune.add_argument("--json", action="store_true", help="print best.json's content")
+    add_run_flags(tune, quiet="no progress bar or trial log", json="print best.json's content")
     tune.set_defaults(func=cmd_tune)
 
 
@@ -459,8 +516,7 @@ def add_select_command(sub) -> None:
     sel.add_argument("--out", "-o", required=True, help="output folder")
     sel.add_argument("--arch", default="resnet152", choices=sorted(ARCHS),
                      help="backbone whose blocks are added (default: resnet152)")
-    sel.add_argument("--weights", default="imagenet",
-                     help="checkpoint file, source name (rrrnet weights), astra-ct or none")
+    add_weights_arg(sel)
     sel.add_argument("--start", default="1,1,1,1", help="start configuration (default: 1,1,1,1)")
     sel.add_argument("--order", default="stages", choices=ORDERS,
                      help="stages: fill one stage before the next (Algorithm 1); cyclic: one "
@@ -480,10 +536,8 @@ def add_select_command(sub) -> None:
     sel.add_argument("--seeds", type=seed_list, default=[0],
                      help="K (seeds 0..K-1) or a list like 21,31,51 (default: 1 seed, 0)")
     add_recipe_args(sel)
-    sel.add_argument("--resume", action="store_true", help="continue after the last finished step")
-    sel.add_argument("--overwrite", action="store_true", help="replace a selection in --out")
-    sel.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    sel.add_argument("--json", action="store_true", help="print selection.json's content")
+    add_run_flags(sel, what="a selection", resume="continue after the last finished step",
+                  json="print selection.json's content")
     sel.set_defaults(func=cmd_select_blocks, seed=0)
 
 
@@ -526,13 +580,10 @@ def add_sweep_command(sub) -> None:
     g.add_argument("--split-at", default="layer3", choices=SPLIT_POINTS,
                    help="first stage split into branches; layer3 is conv4_1 (default: layer3)")
     g.add_argument("--init", default="aligned", choices=INIT_MODES)
-    g.add_argument("--weights", default="imagenet",
-                   help="checkpoint file, source name (rrrnet weights), astra-ct or none")
+    add_weights_arg(g)
     add_recipe_args(sw)
-    sw.add_argument("--resume", action="store_true", help="reuse finished runs, continue the rest")
-    sw.add_argument("--overwrite", action="store_true", help="replace a sweep in --out")
-    sw.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    sw.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_run_flags(sw, what="a sweep", resume="reuse finished runs, continue the rest",
+                  json="print the summary as JSON")
     sw.set_defaults(func=cmd_sweep_branches, seed=0)
 
 
@@ -614,8 +665,7 @@ def add_benchmark_command(sub) -> None:
                        help="epochs of every method (default: each method's, the paper's 300); "
                             "the EMA keeps its share of the epochs")
     bench.add_argument("--config", help="recipe/model overrides file, e.g. from rrrnet tune")
-    bench.add_argument("--weights", default=None,
-                       help="backbone weights (default: each method's, ImageNet); none: random")
+    add_weights_arg(bench, default=None)
     bench.add_argument("--arch", default=d.arch, choices=sorted(ARCHS),
                        help="template ResNet (default: resnet152, the paper's; e.g. resnet18 "
                             "for a quick check)")
@@ -637,8 +687,7 @@ def add_benchmark_command(sub) -> None:
                         f"beside each other (default: {d.latency_runs})")
     g.add_argument("--latency-threads", type=int, default=d.latency_threads,
                    help=f"CPU threads of the latency measurement (default: {d.latency_threads})")
-    bench.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    bench.add_argument("--json", action="store_true", help="print the per-method summary as JSON")
+    add_run_flags(bench, json="print the per-method summary as JSON")
     bench.set_defaults(func=cmd_benchmark)
 
 
@@ -682,8 +731,7 @@ def add_prune_command(sub) -> None:
                     help="CPU threads while timing (default: PyTorch's current setting)")
     pc.add_argument("--seed", type=int, default=0,
                     help="weights, pruned elements/channels and timing order (default: 0)")
-    pc.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    pc.add_argument("--json", action="store_true", help="print the rows as JSON")
+    add_run_flags(pc, json="print the rows as JSON")
     pc.set_defaults(func=cmd_prune_compare)
 
 
@@ -701,17 +749,16 @@ def parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", help="build an RRR-Net from pretrained weights and save it")
     add_model_args(build)
-    build.add_argument("--weights", default="imagenet",
-                       help="checkpoint file, source name (rrrnet weights), astra-ct or none")
+    add_weights_arg(build)
     build.add_argument("--out", "-o", required=True, help="model file to write (e.g. model.pt)")
-    build.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    add_run_flags(build)
     build.set_defaults(func=cmd_build)
 
     weights = sub.add_parser("weights", help="list, fetch or check pretrained weights")
     weights.add_argument("--arch", default="resnet152", choices=sorted(ARCHS))
     weights.add_argument("--fetch", metavar="SOURCE", help="download a named source into the cache")
     weights.add_argument("--check", metavar="SOURCE", help="check that a file or source loads")
-    weights.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    add_run_flags(weights)
     weights.set_defaults(func=cmd_weights)
 
     fit = sub.add_parser("fit", help="train an RRR-Net on a dataset into a run folder")
@@ -719,8 +766,7 @@ def parser() -> argparse.ArgumentParser:
                                   "or one sub-folder per class)")
     fit.add_argument("--out", "-o", required=True, help="run folder to write")
     add_model_args(fit, num_classes=False)
-    fit.add_argument("--weights", default="imagenet",
-                     help="checkpoint file, source name (rrrnet weights), astra-ct or none")
+    add_weights_arg(fit)
     add_recipe_args(fit)
     from .options import METHODS
     mg = fit.add_argument_group("the paper's methods and configuration files")
@@ -732,9 +778,7 @@ def parser() -> argparse.ArgumentParser:
                          "(default 0.05), or a custom model's (default: none)")
     mg.add_argument("--config", help="recipe/model overrides file (e.g. from rrrnet tune); "
                                      "options typed on the command line win over it")
-    fit.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    fit.add_argument("--overwrite", action="store_true", help="replace a run in --out")
-    fit.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    add_run_flags(fit, what="a run", resume="continue an interrupted run")
     fit.set_defaults(func=cmd_fit)
 
     ev = sub.add_parser("evaluate", help="metrics of a trained run on a dataset")
@@ -801,9 +845,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="a few epochs only (a smoke test)")
     demo.add_argument("--epochs", type=int, default=None, help="RRR-Net epochs")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--resume", action="store_true")
-    demo.add_argument("--overwrite", action="store_true")
-    demo.add_argument("--quiet", "-q", action="store_true")
+    add_run_flags(demo, what="a demo", resume="read a finished demo back, continue an "
+                                                 "interrupted one")
     demo.set_defaults(func=cmd_demo)
 
     data = sub.add_parser("data", help="write offline datasets in Meta-Album micro format",
@@ -829,16 +872,16 @@ def parser() -> argparse.ArgumentParser:
             "--timeout", type=float, default=None, metavar="SECONDS",
             help="download timeout on connecting and on every read (default: "
                  "$RRRNET_DOWNLOAD_TIMEOUT or 60)")
+    p.commands = sub.choices  # name -> sub-parser, for the two-pass parse of fit
     return p
 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    args.command_line = list(sys.argv[1:] if argv is None else argv)  # see given_options
-    if getattr(args, "timeout", None) is not None:
-        os.environ["RRRNET_DOWNLOAD_TIMEOUT"] = str(args.timeout)  # read by weights.download
     try:
+        args = parse(argv)
+        if getattr(args, "timeout", None) is not None:
+            os.environ["RRRNET_DOWNLOAD_TIMEOUT"] = str(args.timeout)  # read by weights.download
         return args.func(args)
     except RRRNetError as err:
         print(f"rrrnet: error: {err}", file=sys.stderr)

@@ -1,4 +1,7 @@
-"""Ensemble metrics: error, per-branch errors, NLL, calibration and uncertainty.
+"""Evaluation of a model on data, in one place: ensemble metrics (error, per-branch errors, NLL,
+calibration, uncertainty), on a split (:func:`evaluate_split`, what ``fit`` and the benchmark
+report), on any data (:func:`evaluate_model`, the Python API, ``rrrnet evaluate``), and the
+history's per-epoch summary (:func:`error_summary`).
 
 The ensemble's prediction is the average of the branches' softmax outputs. Uncertainty is split
 the usual way: the predictive entropy H[mean p] is the total, the mean of the branches' own
@@ -10,6 +13,11 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .data import EvalImages, ImageDataset, Split
+from .io import resolve_device
+from .recipe import Recipe
 
 ECE_BINS = 15
 
@@ -93,3 +101,52 @@ def predict_images(model: torch.nn.Module, images: torch.Tensor, classes: list[s
     return [{"top": top_k(p, classes, k), "entropy": round(u["entropy"][i].item(), 6),
              "mutual_information": round(u["mutual_information"][i].item(), 6)}
             for i, p in enumerate(probs)]
+
+
+def is_dataset(data: Any) -> bool:
+    """A map-style Dataset of single examples (transformed here), as opposed to ready batches."""
+    return isinstance(data, Dataset) and not isinstance(data, DataLoader) \
+        and hasattr(data, "__len__")
+
+
+def evaluate_model(model: torch.nn.Module, data: Dataset | Iterable, recipe: Recipe | None = None,
+                   *, device: str | torch.device | None = None) -> dict[str, Any]:
+    """The ensemble's metrics (:func:`rrrnet.evaluate.ensemble_metrics`: error, per-branch
+    errors, NLL, ECE, uncertainty) on ``data``, in either of :func:`train`'s two forms; a
+    ``Dataset`` is resized to ``recipe.image_size`` and normalised."""
+    recipe = recipe or Recipe()
+    device = resolve_device(recipe.device if device is None else device)
+    loader = (DataLoader(EvalImages(data, recipe.image_size), batch_size=recipe.batch_size * 2)
+              if is_dataset(data) else data)
+    model.to(device)
+    return ensemble_metrics(*collect_logits(model, loader, device))
+
+
+def evaluate_split(model: torch.nn.Module, split: Split, recipe: Recipe, device: torch.device,
+                   test_images: ImageDataset | None = None) -> dict[str, Any]:
+    """Ensemble metrics on the test part (and the validation part when the split has one).
+    ``test_images``: the test images already decoded for training, to not read them again."""
+    def metrics_on(images: ImageDataset) -> dict[str, Any]:
+        loader = DataLoader(EvalImages(images, recipe.image_size), batch_size=recipe.batch_size * 2)
+        return ensemble_metrics(*collect_logits(model, loader, device))
+
+    metrics = metrics_on(test_images or ImageDataset(split.test, size=recipe.image_size))
+    metrics["test_images"] = len(split.test)
+    if len(split.val):
+        metrics["val"] = metrics_on(ImageDataset(split.val, size=recipe.image_size))
+    metrics["classes"] = list(split.train.classes)
+    return metrics
+
+
+def error_summary(model: torch.nn.Module, loader: Iterable, device: torch.device,
+                  forward=None) -> dict[str, float]:
+    """The ensemble's error, each branch's, their mean, the ensemble gain (mean branch error
+    minus ensemble error) and the disagreement (share of branch predictions that differ from
+    the ensemble's)."""
+    logits, labels = collect_logits(model, loader, device, forward)
+    m = ensemble_metrics(logits, labels)
+    row = {"error": m["error"], "mean_branch_error": m["mean_branch_error"],
+           "gain": m["mean_branch_error"] - m["error"],
+           "disagreement": 1.0 - m["branch_agreement"]}
+    row.update({f"error_b{i}": e for i, e in enumerate(m["branch_errors"])})
+    return row

@@ -6,19 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
-from .augment import normalize
-from .data import ImageDataset, load_dataset, micro_split, read_image
+from .data import ImageDataset, load_dataset, micro_split, normalize, read_image
 from . import deploy
 from .errors import DataError, RunError
-from .evaluate import collect_logits, ensemble_metrics, predict_images
-from .io import resolve_device, write_json
+from .evaluate import evaluate_model, predict_images
+from .io import write_json
 from .model import load
 from .recycle import BranchedResNet
 from .rundir import read_run as read_run_folder
 from .rundir import record
-from .train import EvalImages
+from .recipe import Recipe
 
 
 def read_run(run: str | os.PathLike) -> tuple[BranchedResNet, dict[str, Any]]:
@@ -44,9 +42,9 @@ def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, split: str = "
     _check_classes(model, config, dataset.classes, data)
     images = dataset if split == "all" else getattr(
         micro_split(dataset, train=spec["train"], val=spec["val"], test=spec["test"]), split)
-    size = config["recipe"]["image_size"]
-    loader = DataLoader(EvalImages(ImageDataset(images, size=size)), batch_size=64)
-    metrics = ensemble_metrics(*collect_logits(model, loader, resolve_device(device)))
+    recipe = Recipe(image_size=config["recipe"]["image_size"], batch_size=32)
+    metrics = evaluate_model(model, ImageDataset(images, size=recipe.image_size), recipe,
+                             device=device)
     metrics.update(dataset=str(data), split=split)
     path = Path(out) if out else Path(run) / "evaluate" / f"{Path(data).name}-{split}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

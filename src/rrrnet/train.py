@@ -42,20 +42,20 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from ._callable import callable_module
-from .augment import normalize, train_transform
-from .data import ImageDataset, Split
+from .augment import train_transform
+from .data import EvalImages, ImageDataset, Split, as_array, normalize
 from .ensembles import (TRAJECTORY_ENSEMBLES, Indexed, Trajectory, assemble,
                         bootstrap_weights, check_ensemble, collection_steps, lr_of,
                         trajectory_model)
 from .errors import ConfigError, RunError
-from .evaluate import collect_logits, ensemble_metrics
+from .evaluate import (error_summary, evaluate_model, evaluate_split,  # noqa: F401
+                       is_dataset)
 from .fold import frozen_copy
 from .io import derive_seed, resolve_device, write_json
 from .model import ModelConfig, blank, build, load, save
@@ -71,28 +71,6 @@ _WARM_UP_EPOCH = 10**6  # the stump warm-up's draws: a stream no training epoch 
 # Data: a Dataset of (image, label) pairs, resized, augmented (seeded per epoch, image and view)
 # and normalised; or ready batches, used as given.
 # ---------------------------------------------------------------------------------------------
-
-def as_array(image: Any, size: int | None) -> np.ndarray:
-    """A PIL image or a ``uint8`` HxWx3 array as a ``size`` x ``size`` x 3 ``uint8`` RGB array
-    (bicubic resizing, as :func:`rrrnet.data.read_image`; no copy when it already is one;
-    ``size`` None: the image's own size)."""
-    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 \
-            and image.shape[2] == 3 and (size is None or image.shape[:2] == (size, size)):
-        return image
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ConfigError(f"a training Dataset must yield PIL images or uint8 HxWx3 RGB "
-                              f"arrays, got an array of {image.dtype} {image.shape}")
-        image = Image.fromarray(image)
-    if not isinstance(image, Image.Image):
-        raise ConfigError(f"a training Dataset must yield (PIL image or uint8 HxWx3 array, label) "
-                          f"pairs, got {type(image).__name__}; pass ready tensors as a DataLoader "
-                          f"of (images, labels) batches instead")
-    image = image.convert("RGB")
-    if size is not None and image.size != (size, size):
-        image = image.resize((size, size), Image.Resampling.BICUBIC)
-    return np.asarray(image, dtype=np.uint8)
-
 
 class TrainingImages(Dataset):
     """Normalised training images, augmented with a seed fixed by (run seed, epoch, index, view):
@@ -124,31 +102,11 @@ class TrainingImages(Dataset):
         return self.augment.compose(image=image)["image"]
 
 
-class EvalImages(Dataset):
-    """Evaluation images: resized and normalised, no augmentation."""
-
-    def __init__(self, images: Dataset, size: int | None = None):
-        self.images, self.size = images, size
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int):
-        image, label = self.images[index]
-        return normalize(as_array(image, self.size)), int(label)
-
-
 def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0,
             num_workers: int = 0) -> DataLoader:
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
                       num_workers=num_workers, drop_last=False)
-
-
-def _is_dataset(data: Any) -> bool:
-    """A map-style Dataset of single examples (transformed here), as opposed to ready batches."""
-    return isinstance(data, Dataset) and not isinstance(data, DataLoader) \
-        and hasattr(data, "__len__")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,20 +231,6 @@ def train_epoch(model: BranchedResNet, loader: Iterable, optimizer, ema, device:
         raise ConfigError("the training data yielded no batches")
     row = {"loss": total_loss / seen / logits.shape[0], "train_error": wrong / seen}
     row.update({f"train_error_b{i}": v / seen for i, v in enumerate(branch_wrong.tolist())})
-    return row
-
-
-def error_summary(model: nn.Module, loader: Iterable, device: torch.device,
-                  forward=None) -> dict[str, float]:
-    """The ensemble's error, each branch's, their mean, the ensemble gain (mean branch error
-    minus ensemble error) and the disagreement (share of branch predictions that differ from
-    the ensemble's)."""
-    logits, labels = collect_logits(model, loader, device, forward)
-    m = ensemble_metrics(logits, labels)
-    row = {"error": m["error"], "mean_branch_error": m["mean_branch_error"],
-           "gain": m["mean_branch_error"] - m["error"],
-           "disagreement": 1.0 - m["branch_agreement"]}
-    row.update({f"error_b{i}": e for i, e in enumerate(m["branch_errors"])})
     return row
 
 
@@ -428,7 +372,7 @@ def train(model: BranchedResNet, train_data: Dataset | Iterable, recipe: Recipe 
         model.to(memory_format=torch.channels_last)
 
     # Data.
-    from_dataset = _is_dataset(train_data)
+    from_dataset = is_dataset(train_data)
     views = model.num_branches if recipe.branch_views == "independent" else 1
     if not from_dataset and (views > 1 or recipe.ensemble == "bagging"):
         raise ConfigError(f"{'bagging' if recipe.ensemble == 'bagging' else 'independent branch views'} "
@@ -444,7 +388,7 @@ def train(model: BranchedResNet, train_data: Dataset | Iterable, recipe: Recipe 
     eval_loader = None
     if eval_data is not None:
         eval_loader = (_loader(EvalImages(eval_data, recipe.image_size), recipe.batch_size * 2,
-                               False) if _is_dataset(eval_data) else eval_data)
+                               False) if is_dataset(eval_data) else eval_data)
 
     def epoch_loader(seed: int, shuffle: bool = True) -> Iterable:
         if not from_dataset:
@@ -549,19 +493,6 @@ def _evaluated(model: BranchedResNet, forward, ema: AveragedModel | None, loader
                                       freeze_stump=True)
         row[f"{prefix}_error_ema"] = error_summary(averaged, loader, device)["error"]
     return row
-
-
-def evaluate_model(model: BranchedResNet, data: Dataset | Iterable, recipe: Recipe | None = None,
-                   *, device: str | torch.device | None = None) -> dict[str, Any]:
-    """The ensemble's metrics (:func:`rrrnet.evaluate.ensemble_metrics`: error, per-branch
-    errors, NLL, ECE, uncertainty) on ``data``, in either of :func:`train`'s two forms; a
-    ``Dataset`` is resized to ``recipe.image_size`` and normalised."""
-    recipe = recipe or Recipe()
-    device = resolve_device(recipe.device if device is None else device)
-    loader = (_loader(EvalImages(data, recipe.image_size), recipe.batch_size * 2, False)
-              if _is_dataset(data) else data)
-    model.to(device)
-    return ensemble_metrics(*collect_logits(model, loader, device))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -684,22 +615,6 @@ def _fit_locked(out: Path, split: Split, data: DataSpec, model_config: ModelConf
     write_json(out / "metrics.json", metrics)
     record(out, "model.pt", "metrics.json")  # last: the run is finished
     return FitResult(final, metrics, result.history, out)
-
-
-def evaluate_split(model: BranchedResNet, split: Split, recipe: Recipe, device: torch.device,
-                   test_images: ImageDataset | None = None) -> dict[str, Any]:
-    """Ensemble metrics on the test part (and the validation part when the split has one).
-    ``test_images``: the test images already decoded for training, to not read them again."""
-    def metrics_on(images: ImageDataset) -> dict[str, Any]:
-        loader = _loader(EvalImages(images, recipe.image_size), recipe.batch_size * 2, False)
-        return ensemble_metrics(*collect_logits(model, loader, device))
-
-    metrics = metrics_on(test_images or ImageDataset(split.test, size=recipe.image_size))
-    metrics["test_images"] = len(split.test)
-    if len(split.val):
-        metrics["val"] = metrics_on(ImageDataset(split.val, size=recipe.image_size))
-    metrics["classes"] = list(split.train.classes)
-    return metrics
 
 
 callable_module(__name__, train)  # rrrnet.train(model, data) is this module, called

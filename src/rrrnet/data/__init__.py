@@ -1,5 +1,11 @@
 """Datasets: Meta-Album / ImageFolder loading, the authors' micro split, a PyTorch Dataset."""
 from .dataset import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    EvalImages,
+    as_array,
+    denormalize,
+    normalize,
     IMAGE_EXTENSIONS,
     ImageDataset,
     LabelledImages,
@@ -13,6 +19,12 @@ from .dataset import (
 )
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "EvalImages",
+    "as_array",
+    "denormalize",
+    "normalize",
     "IMAGE_EXTENSIONS",
     "ImageDataset",
     "LabelledImages",

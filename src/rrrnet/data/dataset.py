@@ -22,13 +22,15 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+import torch
 import torch.utils.data
 from PIL import Image, ImageOps
 
 from ..errors import DataError
+from .meta_album import IMAGES_DIR, INFO_FILE, LABELS_FILE, to_rgb_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 DEFAULT_COLUMNS = {
@@ -108,7 +110,7 @@ def decode_rgb(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()  # verify() alone misses truncated JPEGs; a full decode does not
-            return _to_rgb(ImageOps.exif_transpose(image))
+            return to_rgb_image(ImageOps.exif_transpose(image))
     except DataError:
         raise
     except Exception as error:  # PIL's decoders raise OSError, ValueError, SyntaxError, ...
@@ -118,26 +120,76 @@ def decode_rgb(path: str | Path) -> Image.Image:
         ) from None
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode -> RGB. Transparent pixels become white, as on a white page."""
-    if image.mode.startswith("I") or image.mode == "F":
-        image = _to_8_bit(image)
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
+# --------------------------------------------------------------------------------------------
+# Images as network inputs: ImageNet normalisation
+# --------------------------------------------------------------------------------------------
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+_MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32)
+_STD = np.asarray(IMAGENET_STD, dtype=np.float32)
 
 
-def _to_8_bit(image: Image.Image) -> Image.Image:
-    """16/32-bit grey -> 8-bit grey. PIL's own conversion clips at 255 (a 16-bit image would come
-    out almost all white), so 16-bit values are scaled by 1/256; 32-bit "I" images whose values
-    already fit in 0..255 (some decoders use "I" for 8-bit data) are kept as they are."""
-    if image.mode.startswith("I;16"):
-        image = image.convert("I")
-    if image.mode == "I" and image.getextrema()[1] > 255:
-        image = image.point(lambda value: value / 256)
-    return image.convert("L")
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        desc = (
+            f"{type(image).__name__} {getattr(image, 'dtype', '')} {getattr(image, 'shape', '')}"
+        ).strip()
+        raise ValueError(f"expected a uint8 HxWx3 RGB numpy array, got {desc}")
+
+
+def normalize(image: np.ndarray) -> torch.Tensor:
+    """``uint8`` HxWx3 RGB -> ``float32`` 3xHxW tensor, ``(x / 255 - IMAGENET_MEAN) / IMAGENET_STD``."""
+    _check_image(image)
+    out = (image.astype(np.float32) / np.float32(255.0) - _MEAN) / _STD
+    return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))
+
+
+def denormalize(tensor: torch.Tensor) -> np.ndarray:
+    """Inverse of :func:`normalize` for figures: 3xHxW tensor -> ``uint8`` HxWx3 (rounded, clipped)."""
+    if not isinstance(tensor, torch.Tensor) or tensor.ndim != 3 or tensor.shape[0] != 3:
+        raise ValueError(
+            f"expected a 3xHxW tensor, got {type(tensor).__name__} {tuple(getattr(tensor, 'shape', ()))}"
+        )
+    x = tensor.detach().to("cpu", torch.float32).numpy().transpose(1, 2, 0)
+    x = (x * _STD + _MEAN) * np.float32(255.0)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def as_array(image: Any, size: int | None) -> np.ndarray:
+    """A PIL image or a ``uint8`` HxWx3 array as a ``size`` x ``size`` x 3 ``uint8`` RGB array
+    (bicubic resizing, as :func:`rrrnet.data.read_image`; no copy when it already is one;
+    ``size`` None: the image's own size)."""
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 \
+            and image.shape[2] == 3 and (size is None or image.shape[:2] == (size, size)):
+        return image
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise DataError(f"a training Dataset must yield PIL images or uint8 HxWx3 RGB "
+                              f"arrays, got an array of {image.dtype} {image.shape}")
+        image = Image.fromarray(image)
+    if not isinstance(image, Image.Image):
+        raise DataError(f"a training Dataset must yield (PIL image or uint8 HxWx3 array, label) "
+                          f"pairs, got {type(image).__name__}; pass ready tensors as a DataLoader "
+                          f"of (images, labels) batches instead")
+    image = image.convert("RGB")
+    if size is not None and image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.uint8)
+
+
+class EvalImages(torch.utils.data.Dataset):
+    """Evaluation images: resized and normalised, no augmentation."""
+
+    def __init__(self, images: torch.utils.data.Dataset, size: int | None = None):
+        self.images, self.size = images, size
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        image, label = self.images[index]
+        return normalize(as_array(image, self.size)), int(label)
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,19 +205,19 @@ def load_meta_album(root: str | Path, skip_bad_images: bool = False,
     under two names and land in both train and test; a file that resolves outside the dataset
     folder is refused unless ``allow_outside_files``."""
     root = _existing_folder(root)
-    labels_csv = root / "labels.csv"
+    labels_csv = root / LABELS_FILE
     if not labels_csv.is_file():
         raise DataError(
             f"{labels_csv} not found: a Meta-Album dataset folder needs labels.csv "
             f"(columns FILE_NAME,CATEGORY,SUPER_CATEGORY), info.json and images/"
         )
     header, rows = _read_labels_csv(labels_csv)
-    info = _read_info_json(root / "info.json", header)
+    info = _read_info_json(root / INFO_FILE, header)
     image_column = info["image_column_name"]
     category_column = info["category_column_name"]
     _check_columns(labels_csv, header, [image_column, category_column])
 
-    images_folder = root / "images"
+    images_folder = root / IMAGES_DIR
     if not images_folder.is_dir():
         raise DataError(f"image folder {images_folder} not found; put the files listed in {labels_csv} there")
     paths, categories = _files_and_categories(labels_csv, rows, image_column, category_column,
@@ -307,11 +359,11 @@ def load_dataset(root: str | Path, skip_bad_images: bool = False,
                  allow_outside_files: bool = False) -> LabelledImages:
     """Meta-Album when ``root/labels.csv`` exists, else ImageFolder when class sub-folders hold images."""
     root = _existing_folder(root)
-    if (root / "labels.csv").is_file():
+    if (root / LABELS_FILE).is_file():
         return load_meta_album(root, skip_bad_images, allow_outside_files)
     folders = _class_folders(root)
     # A Meta-Album folder that lost its labels.csv would otherwise load as one class "images".
-    looks_like_meta_album = (root / "info.json").is_file() or [f.name for f in folders] == ["images"]
+    looks_like_meta_album = (root / INFO_FILE).is_file() or [f.name for f in folders] == [IMAGES_DIR]
     if looks_like_meta_album:
         return load_meta_album(root, skip_bad_images)  # raises its "labels.csv not found" error
     if any(_image_files(folder) for folder in folders):

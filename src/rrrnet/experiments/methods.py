@@ -31,7 +31,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..backbone import arch_spec
 from ..errors import ConfigError
@@ -77,43 +77,6 @@ def method_setup(method: str, recipe: Recipe | None = None, seed: int = 0,
         rate = DEFAULT_DROPOUT if dropout is None else dropout
         return dataclasses.replace(base, blocks=REDUCED, branches=1, dropout=rate), recipe
     return dataclasses.replace(base, blocks=REDUCED, branches=8), recipe
-
-
-def configure(method: str | None, recipe: Recipe, model: ModelConfig,
-              config: dict[str, Any] | None = None, given: Iterable[str] = ()
-              ) -> tuple[ModelConfig, Recipe]:
-    """What a command line asks for, e.g. ``rrrnet fit --method D --config tuned.json --lr 3e-4``.
-
-    ``recipe`` and ``model`` hold every option (typed or default); ``given`` names the fields
-    that were typed. Precedence, lowest first: defaults, the method's setup (it owns blocks,
-    branches, split point, what trains and dropout; the other model fields stay ``model``'s),
-    the configuration file, the typed options.
-    """
-    given = set(given)
-    typed_recipe, typed_model = recipe, model
-    if method is not None:
-        clash = sorted(given & {"blocks", "branches", "split_at"})
-        if clash:
-            raise ConfigError(f"--method {method} sets {', '.join(_flag(c) for c in clash)} "
-                              f"itself; leave {'them' if len(clash) > 1 else 'it'} out, or drop "
-                              f"--method for a custom model")
-        if "dropout" in given and method != "D":
-            raise ConfigError(f"--dropout is method D's rate; method {method} has no dropout "
-                              f"(without --method it applies to a custom model)")
-        own, recipe = method_setup(method, recipe, seed=recipe.seed,
-                                   dropout=model.dropout if "dropout" in given else None,
-                                   weights=model.weights, arch=model.arch)
-        model = dataclasses.replace(model, **{f: getattr(own, f) for f in _METHOD_FIELDS})
-    if config:
-        model, recipe = apply_config(config, method, recipe, model)
-    recipe = dataclasses.replace(recipe, **{f: getattr(typed_recipe, f)
-                                            for f in given & _RECIPE_FIELDS})
-    model = dataclasses.replace(model, **{f: getattr(typed_model, f) for f in given & _MODEL_FIELDS})
-    return model, recipe
-
-
-def _flag(field: str) -> str:
-    return "--" + field.replace("_", "-")
 
 
 # ---------------------------------------------------------------------------------------------

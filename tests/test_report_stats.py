@@ -1,11 +1,11 @@
-"""The benchmark's statistics against hand-computed values."""
+"""rrrnet.report.stats (the benchmark's statistics) against hand-computed values."""
 import math
 
 import numpy as np
 import pytest
 
-from rrrnet.report.stats import (dataset_intervals, error_matrix, method_summary, seed_means,
-                                 wilcoxon_against, wilcoxon_less)
+from rrrnet.report.stats import (dataset_intervals, error_matrix, mean_ci, method_summary,
+                                 seed_means, wilcoxon_against, wilcoxon_less)
 
 T_975_2 = 4.302652729911275  # Student t quantile, 0.975, 2 degrees of freedom
 
@@ -93,3 +93,17 @@ def test_error_matrix_keeps_complete_datasets_and_seed_means():
     np.testing.assert_allclose(matrix, [[0.2], [0.4]])
     _, datasets, matrix = error_matrix(rows, complete=False)
     assert datasets == ["d1", "d2"] and math.isnan(matrix[1, 1])
+
+
+def test_mean_ci_matches_hand_computed_t_interval():
+    # values 1, 2, 3: mean 2, sd 1, sem 1/sqrt(3), t(0.975, 2) = 4.302652729911275
+    mean, low, high = mean_ci([1.0, 2.0, 3.0])
+    half = 4.302652729911275 / math.sqrt(3)
+    assert mean == pytest.approx(2.0)
+    assert (low, high) == pytest.approx((2.0 - half, 2.0 + half))
+
+
+def test_mean_ci_single_value_and_nan():
+    assert mean_ci([0.25, float("nan")]) == (0.25, 0.25, 0.25)
+    with pytest.raises(ValueError):
+        mean_ci([])

