@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from rrrnet.model import ModelConfig, build
+
 sys.path.insert(0, str(Path(__file__).parent))  # the analytic helper module
 
 
@@ -64,3 +66,23 @@ def make_meta_album(root, classes: int = 4, per_class: int = 12, size: int = 32,
         writer.writerows(rows)
     (root / "info.json").write_text(json.dumps({"dataset_name": "tiny"}))
     return root
+
+
+# A small fused RRR-Net with randomised weights (BatchNorm far from identity), for the tests of
+# exact rewrites (test_fold.py) and deployment (test_deploy.py): fixture `model`.
+TINY_FUSED = ModelConfig(arch="resnet50", blocks=(1, 1, 1, 1), branches=4, num_classes=5,
+                         weights="none")
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return randomize_(build(TINY_FUSED, progress=False)).eval()
+
+
+def images(n=3, size=32, seed=0):
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def relative_error(a, b):
+    return ((a - b).abs().max() / b.abs().max()).item()

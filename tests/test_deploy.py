@@ -6,31 +6,15 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import randomize_
+from conftest import TINY_FUSED as TINY
+from conftest import images, randomize_, relative_error  # noqa: F401
 from rrrnet import deploy, fold
 from rrrnet.backbone import resnet
 from rrrnet.cli import main
 from rrrnet.errors import ConfigError, RunError
-from rrrnet.model import ModelConfig, build, save
+from rrrnet.model import save
 from rrrnet.recycle import convert
 from rrrnet.run import predict_run
-
-TINY = ModelConfig(arch="resnet50", blocks=(1, 1, 1, 1), branches=4, num_classes=5, weights="none")
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return randomize_(build(TINY, progress=False)).eval()
-
-
-def images(n=3, size=32, seed=0):
-    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
-
-
-def relative_error(a, b):
-    return ((a - b).abs().max() / b.abs().max()).item()
-
 
 @pytest.mark.parametrize("options", [{}, {"channels_last": False}, {"subsample": False},
                                      {"fold_bn": False}])

@@ -2,31 +2,13 @@
 the same function."""
 import copy
 
-import pytest
 import torch
 from torch import nn
 
-from conftest import randomize_
+from conftest import TINY_FUSED as TINY
+from conftest import images, randomize_, relative_error  # noqa: F401
 from rrrnet import fold
 from rrrnet.backbone import SharedInputConv2d
-from rrrnet.model import ModelConfig, build
-
-TINY = ModelConfig(arch="resnet50", blocks=(1, 1, 1, 1), branches=4, num_classes=5, weights="none")
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return randomize_(build(TINY, progress=False)).eval()
-
-
-def images(n=3, size=32, seed=0):
-    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
-
-
-def relative_error(a, b):
-    return ((a - b).abs().max() / b.abs().max()).item()
-
 
 @torch.no_grad()
 def test_folded_model_matches_and_has_no_batchnorm(model):
