@@ -6,7 +6,8 @@ import torch
 
 from conftest import make_meta_album
 from rrrnet.cli import main
-from rrrnet.evaluate import ensemble_metrics, expected_calibration_error, uncertainty
+from rrrnet.evaluate import ensemble_metrics
+from rrrnet.uncertainty import decompose, expected_calibration_error
 
 
 def test_metrics_against_hand_computed_values():
@@ -36,7 +37,7 @@ def test_ece_by_hand():
 
 def test_agreeing_branches_have_no_mutual_information():
     p = torch.softmax(torch.randn(1, 5, 3), -1).expand(4, 5, 3)
-    assert torch.allclose(uncertainty(p)["mutual_information"], torch.zeros(5), atol=1e-6)
+    assert torch.allclose(decompose(p)["epistemic"], torch.zeros(5), atol=1e-6)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ import importlib
 
 from .errors import ConfigError, DataError, RRRNetError, RunError, WeightsError  # noqa: F401
 
-# name -> the module that defines it; ``cost`` and ``train`` are their modules, made callable
+# name -> the module that defines it; ``cost``, ``train`` and ``uncertainty`` are their modules,
+# made callable
 # (see rrrnet._callable).
 _EXPORTS = {
     **dict.fromkeys(("ARCHS", "ResNet", "resnet"), "backbone"),
@@ -32,6 +33,7 @@ _EXPORTS = {
     **dict.fromkeys(("SOURCES", "WeightSource", "register_source", "resolve"), "weights"),
     **dict.fromkeys(("DataSpec", "Recipe", "TrainResult", "evaluate_model", "fit", "train"),
                     "train"),
+    "uncertainty": "uncertainty",
 }
 
 __all__ = sorted([*_EXPORTS, "ConfigError", "DataError", "RRRNetError", "RunError",

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
@@ -272,6 +273,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
           f"{path}: {args.split} error {metrics['error']:.2%} on {metrics['images']} images, "
           f"NLL {metrics['nll']:.3f}, ECE {metrics['ece']:.3f}, mean entropy "
           f"{metrics['mean_entropy']:.3f}, mutual information {metrics['mean_mutual_information']:.3f}")
+    return 0
+
+
+def cmd_uncertainty(args: argparse.Namespace) -> int:
+    from .run import uncertainty_run
+    out = args.out or str(Path(args.run) / "uncertainty")
+    s = uncertainty_run(args.run, args.data, out, args.split, args.ood, args.alpha,
+                        args.mc_samples, skip_bad_images=args.skip_bad_images)
+    if args.json:
+        from .io import json_safe
+        print(json.dumps(json_safe(s), indent=2))
+        return 0
+    sel = s["selective"]
+    print(f"{s['members_are']}, {s['images']} images: error {s['error']:.2%}, NLL {s['nll']:.3f}, "
+          f"Brier {s['brier']:.3f}, ECE {s['ece']:.3f}"
+          + (f" (temperature {s['temperature']:.2f}: ECE {s['ece_calibrated']:.3f})"
+             if s["temperature"] else ""))
+    print("selective (AURC / error at 80% coverage): " + "; ".join(
+        f"{k} {v['aurc']:.3f} / {v['error_at_coverage']:.1%}" for k, v in sel.items()))
+    for name, scores in s["ood"].items():
+        print(f"OOD {name} (AUROC): " + "; ".join(f"{k} {v['auroc']:.3f}" for k, v in scores.items()
+                                                  if k != "images"))
+    if s["conformal"]:
+        c = s["conformal"]
+        print(f"conformal sets at alpha {c['alpha']}: coverage {c['coverage']:.1%}, mean size "
+              f"{c['mean_set_size']:.2f}")
+    print(f"uncertainty.json, scores.csv and figures in {out}/")
     return 0
 
 
@@ -790,6 +818,27 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--skip-bad-images", action="store_true")
     ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
     ev.set_defaults(func=cmd_evaluate)
+
+    un = sub.add_parser(
+        "uncertainty", help="calibration, uncertainty decomposition, selective prediction, OOD "
+                            "detection and conformal sets of a trained run",
+        description="Members are the branches (or, with --mc-samples, Monte-Carlo dropout "
+                    "passes). Temperature scaling and conformal sets are calibrated on the "
+                    "run's validation split (fit --val K), never on the test images. See "
+                    "docs/uncertainty.md.")
+    un.add_argument("run", help="run folder written by rrrnet fit")
+    un.add_argument("data", help="the run's dataset folder")
+    un.add_argument("--out", "-o", help="output folder (default: RUN/uncertainty)")
+    un.add_argument("--split", default="test", choices=("train", "val", "test"))
+    un.add_argument("--ood", nargs="*", default=[], metavar="DATA",
+                    help="out-of-distribution dataset folders (every image is used)")
+    un.add_argument("--alpha", type=float, default=0.1,
+                    help="conformal sets cover the true class with probability >= 1 - alpha")
+    un.add_argument("--mc-samples", type=int, default=0,
+                    help="Monte-Carlo dropout passes as members (a dropout model, method D)")
+    un.add_argument("--skip-bad-images", action="store_true")
+    un.add_argument("--json", action="store_true", help="print uncertainty.json's content")
+    un.set_defaults(func=cmd_uncertainty)
 
     pr = sub.add_parser("predict", help="top-k classes and uncertainty for images")
     pr.add_argument("run", help="run folder written by rrrnet fit")

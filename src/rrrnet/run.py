@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -11,7 +11,7 @@ from .data import ImageDataset, load_dataset, micro_split, normalize, read_image
 from . import deploy
 from .errors import DataError, RunError
 from .evaluate import evaluate_model, predict_images
-from .io import write_json
+from .io import json_safe, write_csv, write_json
 from .model import load
 from .recycle import BranchedResNet
 from .rundir import read_run as read_run_folder
@@ -96,3 +96,48 @@ def _check_classes(model: BranchedResNet, config: dict, classes, data) -> None:
     if model.config.num_classes != len(classes):
         raise RunError(f"{data} has {len(classes)} classes, the model predicts "
                        f"{model.config.num_classes}")
+
+
+def uncertainty_run(run: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike,
+                    split: str = "test", ood: Sequence[str | os.PathLike] = (),
+                    alpha: float = 0.1, mc_samples: int = 0, skip_bad_images: bool = False,
+                    device: str = "auto") -> dict[str, Any]:
+    """The uncertainty report (:mod:`rrrnet.uncertainty`) of a run on ``split`` of ``data``:
+    calibrated on the run's validation split when it has one, every image of each ``ood``
+    dataset as out-of-distribution. Writes ``uncertainty.json``, ``scores.csv`` and figures
+    into ``out``."""
+    from .report.uncertainty_figures import write_figures
+    from .uncertainty import uncertainty
+    if split not in ("train", "val", "test"):
+        raise RunError(f"--split must be train, val or test, got {split!r}")
+    if mc_samples < 0:
+        raise RunError(f"--mc-samples must be 0 (the branches) or more, got {mc_samples}")
+    model, config = read_run(run)
+    spec = config.get("data") or {}
+    if not spec:
+        raise RunError(f"{Path(run) / 'config.json'} records no data split")
+    dataset = load_dataset(data, skip_bad_images=skip_bad_images)
+    _check_classes(model, config, dataset.classes, data)
+    parts = micro_split(dataset, train=spec["train"], val=spec["val"], test=spec["test"])
+    size = config["recipe"]["image_size"]
+    if mc_samples and not any(isinstance(m, torch.nn.Dropout) for m in model.modules()):
+        raise RunError(f"{run} has no dropout layers: --mc-samples needs a dropout model "
+                       f"(fit --method D, or --dropout RATE)")
+    val = ImageDataset(parts.val, size=size) if len(parts.val) and split != "val" else None
+    others = {Path(p).name: ImageDataset(load_dataset(p, skip_bad_images=skip_bad_images),
+                                         size=size) for p in ood}
+    summary, rows = uncertainty(model, ImageDataset(getattr(parts, split), size=size),
+                                val_data=val, ood=others, alpha=alpha, mc_samples=mc_samples,
+                                image_size=size, device=device)
+    summary.update(run=str(run), dataset=str(data), split=split,
+                   weights=model.config.weights if model.config else None,
+                   calibration_split="val" if val is not None else None)
+    if val is None:
+        summary["calibration_note"] = ("the run has no validation split (fit --val K makes one): "
+                                       "no temperature scaling, no conformal sets")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "uncertainty.json", json_safe(summary))
+    write_csv(out / "scores.csv", rows)
+    write_figures(summary, rows, out, title=Path(run).name)
+    return summary
