@@ -205,3 +205,26 @@ def test_one_method_one_dataset_still_reports(tmp_path):
     files = bench.build_report(tmp_path, rows)
     assert all(f.exists() for f in files)
     assert math.isnan(method_summary(rows)[0]["wilcoxon_E_less_p"])
+
+
+def test_ood_adds_uncertainty_columns_to_finished_cells_and_tests_them(tmp_path, capsys):
+    """--ood on a finished grid evaluates (not retrains) its cells and adds the uncertainty
+    columns and their Wilcoxon tests; D's members can be Monte-Carlo dropout passes."""
+    data = [make_meta_album(tmp_path / name, classes=3, per_class=6, seed=s)
+            for name, s in (("one", 0), ("two", 1))]
+    ood = make_meta_album(tmp_path / "other", classes=2, per_class=4, seed=7)
+    out = tmp_path / "bench"
+    options = tiny_options(methods=("D", "E"), latency_runs=0)
+    bench.run_benchmark(data, out, options)
+    trained = {p: p.stat().st_mtime_ns for p in out.glob("cells/*/*/seed0/model.pt")}
+    result = bench.run_benchmark(data, out, dataclasses.replace(options, ood=(str(ood),),
+                                                                mc_samples=3))
+    assert {p: p.stat().st_mtime_ns for p in out.glob("cells/*/*/seed0/model.pt")} == trained
+    for row in result.rows:
+        for column in bench.UNCERTAINTY_COLUMNS:
+            if column != "ece_calibrated":          # no validation split here
+                assert 0 <= row[column] <= 2, (column, row)
+    summary = read_csv(out / "uncertainty_summary.csv")
+    metrics = {(r["metric"], r["method"]) for r in summary}
+    assert ("OOD AUROC, mutual information", "D") in metrics and len(summary) == 10
+    assert "## Uncertainty" in (out / "summary.md").read_text()

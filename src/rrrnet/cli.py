@@ -636,7 +636,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         seeds=tuple(seeds), epochs=args.epochs, config=config, weights=args.weights,
         arch=args.arch, train=args.train, val=args.val, test=args.test,
         latency_runs=args.latency_runs, latency_threads=args.latency_threads,
-        reference=args.reference)
+        reference=args.reference, ood=tuple(args.ood), mc_samples=args.mc_samples)
     executor = make_executor(args.executor, args.ray_address, args.cpus_per_cell,
                              args.gpus_per_cell)
     result = bench.run_benchmark(args.datasets, args.out, options, executor,
@@ -702,6 +702,12 @@ def add_benchmark_command(sub) -> None:
     bench.add_argument("--test", type=int, default=d.test, help="test images per class")
     bench.add_argument("--reference", default=d.reference,
                        help="method tested against the others (default: E, RRR-Net)")
+    bench.add_argument("--ood", nargs="*", default=[], metavar="DATA",
+                       help="out-of-distribution datasets: adds Brier, calibrated ECE, AURC and "
+                            "OOD AUROC columns (rrrnet uncertainty) and their Wilcoxon tests")
+    bench.add_argument("--mc-samples", type=int, default=0,
+                       help="with --ood: method D's members are this many Monte-Carlo dropout "
+                            "passes (0: its single branch)")
     g = bench.add_argument_group("execution")
     g.add_argument("--executor", default="local", choices=EXECUTORS,
                    help="local: one cell after another here; ray: one Ray task per cell")

@@ -64,6 +64,8 @@ class BenchmarkOptions:
     latency_runs: int = BENCHMARK_LATENCY_RUNS
     latency_threads: int | None = BENCHMARK_LATENCY_THREADS
     reference: str = BENCHMARK_REFERENCE  # the method tested against every other one
+    ood: tuple[str, ...] = ()          # out-of-distribution datasets: adds uncertainty columns
+    mc_samples: int = 0                # D's Monte-Carlo dropout passes for those columns (0: none)
 
     def __post_init__(self):
         if not self.methods:

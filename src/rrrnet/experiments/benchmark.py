@@ -43,7 +43,11 @@ from ..train import DataSpec, Recipe, fit
 from .executors import LocalExecutor
 
 CELL_FORMAT = "rrrnet-benchmark-cell/1"
-RESULT_COLUMNS = ("dataset", "method", "seed", "error", "val_error", "nll", "ece", "params",
+UNCERTAINTY_COLUMNS = ("brier", "ece_calibrated", "aurc_max_probability", "aurc_entropy",
+                       "aurc_mutual_information", "ood_auroc_max_probability",
+                       "ood_auroc_entropy", "ood_auroc_mutual_information")
+RESULT_COLUMNS = ("dataset", "method", "seed", "error", "val_error", "nll", "ece",
+                  *UNCERTAINTY_COLUMNS, "params",
                   "trainable_params", "macs", "cpu_ms", "gpu_ms", "train_seconds",
                   "wall_seconds", "epochs", "arch", "blocks", "branches", "split_at", "weights",
                   "run")
@@ -63,6 +67,8 @@ class Cell:
     latency_runs: int = 20
     latency_threads: int | None = 2
     progress: bool = False
+    ood: tuple[str, ...] = ()          # OOD dataset folders: the row gets uncertainty columns
+    mc_samples: int = 0                # Monte-Carlo dropout passes as members (method D)
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -140,7 +146,9 @@ def plan_cells(datasets: Sequence[str | os.PathLike], out: str | os.PathLike,
                 model, recipe = configure(method, seed, options)
                 cells.append(Cell(name, method, seed, model, recipe, data,
                                   str(cell_dir(out, name, method, seed)), options.latency_runs,
-                                  options.latency_threads, progress))
+                                  options.latency_threads, progress,
+                                  tuple(str(Path(p).resolve()) for p in options.ood),
+                                  options.mc_samples if method == "D" else 0))
     return cells
 
 
@@ -172,7 +180,27 @@ def run_cell(cell: Cell) -> dict[str, Any]:
            "blocks": ".".join(map(str, config.blocks)), "branches": config.branches,
            "split_at": config.split_at, "weights": result.metrics.get("weights_used"),
            "run": Path("cells", cell.dataset, cell.method, f"seed{cell.seed}").as_posix()}
+    if cell.ood:
+        row.update(uncertainty_columns(model, cell))
     row["wall_seconds"] = round(time.perf_counter() - started, 3)
+    return row
+
+
+def uncertainty_columns(model, cell: Cell) -> dict[str, Any]:
+    """The cell's uncertainty columns (rrrnet.uncertainty): Brier, calibrated ECE (with a
+    validation split), AURC by score, and OOD AUROC by score averaged over the OOD datasets."""
+    from ..data import ImageDataset, load_dataset
+    from ..uncertainty import SCORES, uncertainty
+    split, size = cell.data.load(), cell.recipe.image_size
+    val = ImageDataset(split.val, size=size) if len(split.val) else None
+    ood = {Path(p).name: ImageDataset(load_dataset(p), size=size) for p in cell.ood}
+    summary, _ = uncertainty(model, ImageDataset(split.test, size=size), val_data=val, ood=ood,
+                             mc_samples=cell.mc_samples, image_size=size, device="cpu")
+    row = {"brier": summary["brier"], "ece_calibrated": summary["ece_calibrated"]}
+    for score in SCORES:
+        row[f"aurc_{score}"] = summary["selective"][score]["aurc"]
+        aurocs = [s[score]["auroc"] for s in summary["ood"].values()]
+        row[f"ood_auroc_{score}"] = sum(aurocs) / len(aurocs)
     return row
 
 
@@ -227,7 +255,10 @@ def run_cells(cells: Sequence[Cell], out: str | os.PathLike, executor=None,
     keys = [c.key for c in cells]
     if len(set(keys)) != len(keys):
         raise ConfigError("the grid lists a (dataset, method, seed) cell twice")
-    todo = [c for c in cells if finished_row(c) is None]
+    # A finished cell without the uncertainty columns asked for runs again: its run folder is
+    # finished, so that only evaluates it.
+    todo = [c for c in cells if finished_row(c) is None
+            or (c.ood and finished_row(c).get("ood_auroc_mutual_information") is None)]
     executor = executor or LocalExecutor()
     failed: dict[tuple[str, str, int], str] = {}
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="benchmark cells",
@@ -327,10 +358,56 @@ def build_report(out: str | os.PathLike, rows: Sequence[dict[str, Any]] | None =
     write_json(out / "summary.json", json_safe({"reference": reference, "methods": methods,
                                                  "per_dataset": per_dataset, "wilcoxon": tests}))
     text = summary_markdown(methods, per_dataset, tests, reference)
+    uncertain = uncertainty_summary(rows, reference)
+    if uncertain:
+        write_table(out / "uncertainty_summary.csv", uncertain, list(uncertain[0]))
+        text += uncertainty_markdown(uncertain, reference)
     atomic_write(out / "summary.md", lambda f: f.write(text), mode="w")
     figures = write_figures(rows, out / "figures", reference)
-    return [out / n for n in ("summary.csv", "per_dataset.csv", "summary.json", "summary.md")
-            ] + figures
+    return [out / n for n in ("summary.csv", "per_dataset.csv", "summary.json", "summary.md",
+                              *(["uncertainty_summary.csv"] if uncertain else []))] + figures
+
+
+# column -> (what it is, higher is better): tested with the Wilcoxon test of the reference
+UNCERTAINTY_METRICS = {
+    "ece": ("ECE", False), "aurc_max_probability": ("AURC, max probability", False),
+    "aurc_mutual_information": ("AURC, mutual information", False),
+    "ood_auroc_max_probability": ("OOD AUROC, max probability", True),
+    "ood_auroc_mutual_information": ("OOD AUROC, mutual information", True),
+}
+
+
+def uncertainty_summary(rows: Sequence[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
+    """Per method and uncertainty metric: the mean over datasets and the one-tailed Wilcoxon
+    test that ``reference`` is better (lower ECE/AURC, higher AUROC); [] without those columns."""
+    out = []
+    for column, (name, higher_better) in UNCERTAINTY_METRICS.items():
+        present = [r for r in rows if isinstance(r.get(column), (int, float))]
+        if not present or not any(r.get("ood_auroc_max_probability") is not None for r in rows):
+            continue
+        # "lower is better" for every test: AUROC enters as 1 - AUROC
+        keyed = [{**r, "_metric": (1 - r[column]) if higher_better else r[column]}
+                 for r in present]
+        for m in method_summary(keyed, reference, key="_metric"):
+            mean = m["mean__metric"]
+            out.append({"metric": name, "column": column, "method": m["method"],
+                        "datasets": m["datasets"], "mean": 1 - mean if higher_better else mean,
+                        "wilcoxon_n": m[f"wilcoxon_{reference}_less_n"],
+                        "wilcoxon_p": m[f"wilcoxon_{reference}_less_p"]})
+    return out
+
+
+def uncertainty_markdown(rows: list[dict[str, Any]], reference: str) -> str:
+    lines = ["", "## Uncertainty (rrrnet uncertainty; OOD AUROC averaged over the --ood datasets)",
+             "", f"p: one-tailed Wilcoxon signed-rank test that [{reference}] is better "
+                 "(lower ECE and AURC, higher AUROC), paired per dataset.", "",
+             f"| metric | method | datasets | mean | p ({reference} better) |", "|---|---|---|---|---|"]
+    for r in rows:
+        p = "" if r["method"] == reference else \
+            f"{_fmt(r['wilcoxon_p'], '.3g')} (n={_fmt(r['wilcoxon_n'], 'g')})"
+        lines.append(f"| {r['metric']} | {r['method']} | {r['datasets']} | "
+                     f"{_fmt(r['mean'], '.3f')} | {p} |")
+    return "\n".join(lines) + "\n"
 
 
 def summary_markdown(methods: list[dict[str, Any]], per_dataset: list[dict[str, Any]],
