@@ -303,6 +303,27 @@ def cmd_uncertainty(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from .quantize import quantize_run
+    r = quantize_run(args.run, args.out, args.calibration, args.images,
+                     latency_runs=args.runs, threads=args.threads)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"wrote {r['file']} ({r['bytes_int8'] / 1e6:.1f} MB, fp32 model.pt "
+          f"{r['bytes_fp32'] / 1e6:.1f} MB), calibrated on {r['calibration_images']} images")
+    if "error_int8" in r:
+        print(f"test error: fp32 {r['error_fp32']:.2%}, int8 {r['error_int8']:.2%} "
+              f"({r['test_images']} images)")
+    for batch in (1, 32):
+        if f"batch_{batch}" in r:
+            b = r[f"batch_{batch}"]
+            print(f"batch {batch}: fp32 {b['fp32_ms']:.2f} ms, int8 {b['int8_ms']:.2f} ms per "
+                  f"image: {b['speedup']:.2f}x [{b['speedup_ci95'][0]:.2f}, "
+                  f"{b['speedup_ci95'][1]:.2f}]")
+    return 0
+
+
 def add_deploy_args(parser: argparse.ArgumentParser, compile: bool = True) -> None:
     from .options import DEPLOY_DEFAULTS as DEFAULTS
     g = parser.add_argument_group("inference rewrites (defaults: the fastest measured on CPU)")
@@ -845,6 +866,26 @@ def parser() -> argparse.ArgumentParser:
     un.add_argument("--skip-bad-images", action="store_true")
     un.add_argument("--json", action="store_true", help="print uncertainty.json's content")
     un.set_defaults(func=cmd_uncertainty)
+
+    qu = sub.add_parser(
+        "quantize", help="post-training static int8 model of a run (ONNX Runtime), with its "
+                         "fp32/int8 error, latency and size report",
+        description="Writes FILE (.onnx: the whole fused network in int8, BatchNorm folded, "
+                    "per-channel weight scales) and FILE.report.json; rrrnet latency, predict "
+                    "and evaluate accept FILE in place of the run. See docs/inference.md.")
+    qu.add_argument("run", help="run folder written by rrrnet fit")
+    qu.add_argument("--out", "-o", required=True, help="int8 model file to write (.onnx)")
+    qu.add_argument("--calibration", help="dataset folder whose images calibrate the "
+                                          "activation ranges (default: the run's training images)")
+    qu.add_argument("--images", type=int, default=200, help="calibration images (default 200)")
+    qu.add_argument("--format", default="onnx", choices=("onnx",),
+                    help="onnx (ONNX Runtime: the quantization path available beside PyTorch "
+                         "2.13 on the CPU)")
+    qu.add_argument("--runs", type=int, default=100,
+                    help="timed rounds at batch 1 for the report (0: no timing)")
+    qu.add_argument("--threads", type=int, default=2, help="CPU threads of the timing")
+    qu.add_argument("--json", action="store_true", help="print the report as JSON")
+    qu.set_defaults(func=cmd_quantize)
 
     pr = sub.add_parser("predict", help="top-k classes and uncertainty for images")
     pr.add_argument("run", help="run folder written by rrrnet fit")

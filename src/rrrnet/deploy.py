@@ -34,6 +34,7 @@ from .fold import frozen_copy
 from .io import atomic_write, resolve_device
 from .model import ModelConfig, build, load
 from .recycle import BranchedResNet, convert
+from .quantize import QuantizedModel
 from .rundir import read_run
 
 # Measured (docs/inference.md): folding and subsampling always help, channels-last helps at
@@ -60,7 +61,10 @@ def prepare(model: nn.Module, *, fold_bn: bool = DEFAULTS["fold_bn"],
 
     ``compile`` runs ``torch.compile`` and one forward pass on an ``image_size`` image, so that a
     missing compiler fails here, with a clear message, and not in the first prediction.
+    An int8 model (:class:`rrrnet.quantize.QuantizedModel`) is already deployed: returned as is.
     """
+    if isinstance(model, QuantizedModel):
+        return model
     model = frozen_copy(model, fold_bn, subsample, channels_last).to(device)
     if compile:
         model = compile_model(model, image_size, device)
@@ -93,6 +97,9 @@ def load_source(source: str | os.PathLike | nn.Module | ModelConfig) -> tuple[nn
     if isinstance(source, ModelConfig):
         return build(source, progress=False), None
     path = Path(source)
+    if path.suffix == ".onnx" and path.is_file():
+        model = QuantizedModel(path)
+        return model, model.image_size
     if path.is_dir():
         run = read_run(path)
         return load(run.model_path), int(run.config["recipe"].get("image_size") or 128)

@@ -20,7 +20,12 @@ from .recipe import Recipe
 
 
 def read_run(run: str | os.PathLike) -> tuple[BranchedResNet, dict[str, Any]]:
-    """The trained model and the run's configuration."""
+    """The trained model and the run's configuration; an int8 file of ``rrrnet quantize``
+    stands for its run (its metadata holds the configuration)."""
+    if str(run).endswith(".onnx") and Path(run).is_file():
+        from .quantize import QuantizedModel
+        model = QuantizedModel(run)
+        return model, model.run_config()
     finished = read_run_folder(run)
     return load(finished.model_path), finished.config
 
@@ -46,7 +51,9 @@ def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, split: str = "
     metrics = evaluate_model(model, ImageDataset(images, size=recipe.image_size), recipe,
                              device=device)
     metrics.update(dataset=str(data), split=split)
-    path = Path(out) if out else Path(run) / "evaluate" / f"{Path(data).name}-{split}.json"
+    folder = Path(run) / "evaluate" if Path(run).is_dir() else \
+        Path(run).with_name(f"{Path(run).stem}.evaluate")  # beside an int8 file
+    path = Path(out) if out else folder / f"{Path(data).name}-{split}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, metrics)
     if path.parent == Path(run) / "evaluate":

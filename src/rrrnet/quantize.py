@@ -1,0 +1,234 @@
+"""int8 on the CPU: post-training static quantization of the whole fused RRR-Net.
+
+The path is ONNX Runtime's ``quantize_static`` (QDQ format, per-channel int8 weights, uint8
+activations, calibrated with MinMax on real images): PyTorch 2.13 no longer ships the PT2E
+flow (``torch.ao.quantization.quantize_pt2e`` moved to torchao, which does not install beside
+this CPU build), and ONNX Runtime's int8 kernels (VNNI on x86) run the stump and the grouped
+branch convolutions alike. The network is exported as deployed first (:func:`rrrnet.deploy.
+prepare`: BatchNorm folded into the convolutions), then quantized.
+
+A quantized file is a normal ``.onnx`` file (input ``images`` ``[N, 3, H, W]`` normalised like
+the training images, output ``logits`` ``[branches, N, classes]``) whose metadata carries what
+``rrrnet latency``, ``rrrnet predict`` and ``rrrnet evaluate`` need: the model configuration,
+the classes, the image size and the data split of the run it came from.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, RunError
+from .io import atomic_write
+
+FORMAT = "rrrnet-int8-onnx/1"
+DEFAULT_IMAGES = 200            # calibration images
+_BATCH = 16
+
+
+def _ort():
+    try:
+        import onnxruntime
+        from onnxruntime import quantization
+    except ImportError:
+        raise ConfigError("int8 quantization needs ONNX Runtime: pip install 'rrrnet[export]'") \
+            from None
+    return onnxruntime, quantization
+
+
+class QuantizedModel(nn.Module):
+    """An int8 ONNX file run by ONNX Runtime, used like the model it came from:
+    ``model(images)`` gives ``[branches, N, classes]`` logits. ``config``, ``classes``,
+    ``image_size`` and ``data`` come from the file's metadata."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        super().__init__()
+        onnxruntime, _ = _ort()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise RunError(f"quantized model {self.path} does not exist")
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        # Idle worker threads sleep instead of spinning: a spinning pool would steal the cores
+        # from PyTorch when the two are timed interleaved (rrrnet.latency) or run side by side.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = onnxruntime.InferenceSession(str(self.path), options,
+                                                        providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise RunError(f"{self.path} is not a readable ONNX model ({err})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("format") != FORMAT:
+            raise RunError(f"{self.path} is not an rrrnet int8 model (no {FORMAT} metadata); "
+                           f"write one with rrrnet quantize RUN --out FILE")
+        from .model import ModelConfig
+        self.meta = {k: json.loads(v) for k, v in meta.items() if k != "format"}
+        self.config = ModelConfig.from_dict(self.meta["config"])
+        self.classes = self.meta["classes"]
+        self.image_size = int(self.meta["image_size"])
+
+    @property
+    def num_branches(self) -> int:
+        return self.config.branches
+
+    def run_config(self) -> dict[str, Any]:
+        """What a run folder's config.json would say, for evaluate and predict."""
+        return {"model": self.meta["config"], "recipe": {"image_size": self.image_size},
+                "data": self.meta.get("data") or {}, "classes": self.classes}
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {"images": x})[0])
+
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        return self(images).softmax(-1).mean(0)
+
+
+def is_quantized_file(path: str | os.PathLike) -> bool:
+    return Path(path).suffix == ".onnx" and Path(path).is_file()
+
+
+class _Calibration:
+    """ONNX Runtime's calibration data reader over normalised image batches."""
+
+    def __init__(self, batches: Iterable[torch.Tensor]):
+        self.batches = iter(batches)
+
+    def get_next(self) -> dict[str, Any] | None:
+        batch = next(self.batches, None)
+        return None if batch is None else {"images": batch.numpy()}
+
+    def rewind(self) -> None:  # the MinMax calibrator reads the data once
+        pass
+
+
+def calibration_batches(data: Any, images: int = DEFAULT_IMAGES, image_size: int = 128
+                        ) -> list[torch.Tensor]:
+    """Up to ``images`` normalised calibration images, in batches: from ready ``(images,
+    labels)`` batches, or from a Dataset of ``(image, label)`` pairs (resized, normalised)."""
+    from torch.utils.data import DataLoader
+
+    from .data import EvalImages
+    from .evaluate import is_dataset
+    loader = DataLoader(EvalImages(data, image_size), batch_size=_BATCH) if is_dataset(data) \
+        else data
+    out, seen = [], 0
+    for batch in loader:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x = x[: images - seen]
+        out.append(x.float().contiguous())
+        seen += len(x)
+        if seen >= images:
+            break
+    if not out:
+        raise ConfigError("quantization needs calibration images; the data given has none")
+    return out
+
+
+def quantize(model: nn.Module, out: str | os.PathLike, calibration: Any, *,
+             images: int = DEFAULT_IMAGES, image_size: int = 128,
+             metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (an RRR-Net) as a post-training static int8 ONNX file, calibrated on
+    ``calibration`` (see :func:`calibration_batches`); returns the path."""
+    from .deploy import _onnx_bytes, prepare
+    _, q = _ort()
+    if images < 1:
+        raise ConfigError(f"--images must be at least 1, got {images}")
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise ConfigError(f"the int8 model is an ONNX file: give --out a name ending in .onnx, "
+                          f"not {out.name}")
+    batches = calibration_batches(calibration, images, image_size)
+    deployed = prepare(model, image_size=image_size, channels_last=False, compile=False)
+    import onnx
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, ready, int8 = (Path(tmp) / n for n in ("fp32.onnx", "ready.onnx", "int8.onnx"))
+        with warnings.catch_warnings():  # as rrrnet.deploy.export: tracer and deprecation notes
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            fp32.write_bytes(_onnx_bytes(deployed, torch.randn(2, 3, image_size, image_size)))
+        q.shape_inference.quant_pre_process(str(fp32), str(ready))
+        q.quantize_static(str(ready), str(int8), _Calibration(batches),
+                          quant_format=q.QuantFormat.QDQ, per_channel=True,
+                          activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
+                          calibrate_method=q.CalibrationMethod.MinMax)
+        proto = onnx.load(str(int8))
+    meta = {"format": FORMAT, "image_size": json.dumps(image_size),
+            "calibration_images": json.dumps(sum(len(b) for b in batches)),
+            **{k: json.dumps(v) for k, v in (metadata or {}).items()}}
+    if "config" not in meta and getattr(model, "config", None) is not None:
+        meta["config"] = json.dumps(model.config.to_dict())
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda f: f.write(proto.SerializeToString()))
+    return out
+
+
+def quantize_run(run: str | os.PathLike, out: str | os.PathLike,
+                 calibration: str | os.PathLike | None = None, images: int = DEFAULT_IMAGES,
+                 latency_runs: int = 100, threads: int | None = 2) -> dict[str, Any]:
+    """Quantize a finished run's model, calibrated on its training images (or every image of
+    ``calibration``), and report fp32 against int8: test error on the run's test split,
+    latency at batch 1 and 32 (interleaved, :func:`rrrnet.latency.compare_latency`) and file
+    size. Writes ``out`` and ``out`` with ``.report.json`` instead of ``.onnx``."""
+    from .data import ImageDataset, load_dataset, micro_split
+    from .deploy import prepare
+    from .evaluate import evaluate_model
+    from .latency import compare_latency
+    from .model import load
+    from .recipe import Recipe
+    from .rundir import read_run
+    finished = read_run(run)
+    config = finished.config
+    model = load(finished.model_path).eval()
+    size = int(config["recipe"]["image_size"])
+    spec = config.get("data") or {}
+    if not spec and calibration is None:
+        raise RunError(f"{run} records no dataset: give --calibration DATA")
+    split = micro_split(load_dataset(spec["root"]), train=spec["train"], val=spec["val"],
+                        test=spec["test"]) if spec else None
+    cal = (ImageDataset(load_dataset(calibration), size=size) if calibration is not None
+           else ImageDataset(split.train, size=size))
+    path = quantize(model, out, cal, images=images, image_size=size,
+                    metadata={"config": model.config.to_dict(), "classes": config["classes"],
+                              "data": spec})
+    int8 = QuantizedModel(path, threads=threads)
+    report: dict[str, Any] = {"run": str(run), "file": str(path), "weights": model.config.weights,
+                              "method": "ONNX Runtime quantize_static, QDQ, per-channel int8 "
+                                        "weights, uint8 activations, MinMax calibration",
+                              "calibration_images": int(int8.meta["calibration_images"]),
+                              "bytes_int8": path.stat().st_size,
+                              "bytes_fp32": finished.model_path.stat().st_size}
+    if split is not None:
+        recipe = Recipe(image_size=size)
+        test = ImageDataset(split.test, size=size)
+        fp32_metrics = evaluate_model(model, test, recipe, device="cpu")
+        int8_metrics = evaluate_model(int8, test, recipe, device="cpu")
+        report.update(test_images=len(split.test), error_fp32=fp32_metrics["error"],
+                      error_int8=int8_metrics["error"])
+    if latency_runs:
+        deployed = prepare(model, image_size=size)
+        for batch in (1, 32):
+            timing = compare_latency({"fp32": deployed, "int8": int8}, size, batch,
+                                     runs=latency_runs if batch == 1 else max(5, latency_runs // 5),
+                                     warmup=5, threads=threads)
+            report[f"batch_{batch}"] = {
+                "fp32_ms": timing["models"]["fp32"]["median_ms"],
+                "int8_ms": timing["models"]["int8"]["median_ms"],
+                "speedup": timing["ratios"]["int8"]["ratio"],
+                "speedup_ci95": timing["ratios"]["int8"]["ci95"], "threads": timing["threads"],
+                "device_name": timing["device_name"]}
+    from .io import write_json
+    write_json(Path(path).with_suffix(".report.json"), report)
+    return report
