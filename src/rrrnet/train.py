@@ -337,6 +337,36 @@ class TrainResult:
     snapshot_steps: list[int] | None = None   # snapshot/FGE: the 0-based steps collected
 
 
+class _TrainingData:
+    """What :func:`train` iterates: a Dataset's images augmented and batched here (re-seeded
+    per epoch), or the user's ready batches as given; and the evaluation batches."""
+
+    def __init__(self, train_data: Any, eval_data: Any, recipe: Recipe, views: int):
+        self.recipe, self.from_dataset = recipe, is_dataset(train_data)
+        if not self.from_dataset and (views > 1 or recipe.ensemble == "bagging"):
+            what = "bagging" if recipe.ensemble == "bagging" else "independent branch views"
+            raise ConfigError(f"{what} need the training data as a Dataset of (image, label) "
+                              f"pairs, not ready batches")
+        self.augmented = (TrainingImages(train_data, recipe.augment_ops, views, recipe.seed,
+                                         recipe.image_size) if self.from_dataset else None)
+        self.train_set: Any = self.augmented if self.from_dataset else train_data
+        self.eval_loader = None
+        if eval_data is not None:
+            self.eval_loader = (_loader(EvalImages(eval_data, recipe.image_size),
+                                        recipe.batch_size * 2, False)
+                                if is_dataset(eval_data) else eval_data)
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.augmented is not None:
+            self.augmented.epoch = epoch
+
+    def epoch_loader(self, seed: int) -> Iterable:
+        if not self.from_dataset:
+            return self.train_set
+        return _loader(self.train_set, self.recipe.batch_size, True, seed,
+                       self.recipe.num_workers)
+
+
 def train(model: BranchedResNet, train_data: Dataset | Iterable, recipe: Recipe | None = None, *,
           eval_data: Dataset | Iterable | None = None, device: str | torch.device | None = None,
           progress: bool = True, callbacks: Sequence[Callback] = (),
@@ -371,29 +401,10 @@ def train(model: BranchedResNet, train_data: Dataset | Iterable, recipe: Recipe 
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
 
-    # Data.
-    from_dataset = is_dataset(train_data)
     views = model.num_branches if recipe.branch_views == "independent" else 1
-    if not from_dataset and (views > 1 or recipe.ensemble == "bagging"):
-        raise ConfigError(f"{'bagging' if recipe.ensemble == 'bagging' else 'independent branch views'} "
-                          f"need the training data as a Dataset of (image, label) pairs, not "
-                          f"ready batches")
-    augmented = None
-    if from_dataset:
-        augmented = TrainingImages(train_data, recipe.augment_ops, views, recipe.seed,
-                                   recipe.image_size)
-        train_set: Any = augmented
-    else:
-        train_set = train_data
-    eval_loader = None
-    if eval_data is not None:
-        eval_loader = (_loader(EvalImages(eval_data, recipe.image_size), recipe.batch_size * 2,
-                               False) if is_dataset(eval_data) else eval_data)
-
-    def epoch_loader(seed: int, shuffle: bool = True) -> Iterable:
-        if not from_dataset:
-            return train_set
-        return _loader(train_set, recipe.batch_size, shuffle, seed, recipe.num_workers)
+    data = _TrainingData(train_data, eval_data, recipe, views)
+    epoch_loader = data.epoch_loader
+    eval_loader = data.eval_loader
 
     steps = len(epoch_loader(0))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
@@ -408,8 +419,7 @@ def train(model: BranchedResNet, train_data: Dataset | Iterable, recipe: Recipe 
         callback.on_train_start(state)
 
     if model.freeze_stump and not state.stump_ready:
-        if augmented is not None:
-            augmented.epoch = -1  # warm-up draws of their own
+        data.set_epoch(-1)  # warm-up draws of their own
         warm_stump(model, epoch_loader(derive_seed(recipe.seed, _WARM_UP_EPOCH)),
                    recipe.warm_stump_epochs, device, progress)
         state.stump_ready = True
@@ -419,19 +429,20 @@ def train(model: BranchedResNet, train_data: Dataset | Iterable, recipe: Recipe 
     fast = with_folded_stump(model, recipe.channels_last)
     # A frozen stump on unaugmented images computes the same features every epoch: compute
     # them once and train the branches on them (e.g. last-layer fine-tuning of a full backbone).
-    cached = from_dataset and model.freeze_stump and recipe.augment_ops == 0 and views == 1
+    cached = data.from_dataset and model.freeze_stump and recipe.augment_ops == 0 and views == 1
     forward = model.branches if cached else fast
     if cached:
-        train_set = feature_cache(fast, _loader(train_set, recipe.batch_size * 2, False), device,
-                                  progress, "stump features (train)")
+        data.train_set = feature_cache(fast, _loader(data.train_set, recipe.batch_size * 2, False),
+                                       device, progress, "stump features (train)")
         if eval_loader is not None:
             eval_loader = _loader(feature_cache(fast, eval_loader, device, progress,
                                                 "stump features (eval)"),
                                   recipe.batch_size * 2, False)
     sample_weights = None
     if recipe.ensemble == "bagging":
-        sample_weights = bootstrap_weights(len(train_set), model.num_branches, recipe.seed).to(device)
-        train_set = Indexed(train_set)
+        sample_weights = bootstrap_weights(len(data.train_set), model.num_branches,
+                                           recipe.seed).to(device)
+        data.train_set = Indexed(data.train_set)
     state.setup_seconds += time.perf_counter() - started
 
     epochs = tqdm(range(state.epoch, recipe.epochs), desc="epochs", disable=not progress,
@@ -440,8 +451,7 @@ def train(model: BranchedResNet, train_data: Dataset | Iterable, recipe: Recipe 
         started = time.perf_counter()
         if state.ema is None and recipe.uses_ema and epoch >= recipe.ema_start:
             state.ema = new_ema(model, recipe, steps)
-        if augmented is not None:
-            augmented.epoch = epoch
+        data.set_epoch(epoch)
         torch.manual_seed(derive_seed(recipe.seed, epoch, 7))  # dropout masks of this epoch
         row: dict[str, Any] = {"epoch": epoch + 1}
         row.update(train_epoch(model, epoch_loader(derive_seed(recipe.seed, epoch)), optimizer,
@@ -465,18 +475,22 @@ def train(model: BranchedResNet, train_data: Dataset | Iterable, recipe: Recipe 
     seconds = state.setup_seconds + sum(r["seconds"] for r in state.history)
     if state.stop and state.epoch < recipe.epochs:
         return TrainResult(model, state.history, state.setup_seconds, seconds, stopped=True)
-    if trajectory is not None:
-        full.to(device)
-        final = assemble(full, trajectory.snapshots)
-    else:
-        final = full
-        if state.ema is not None:  # the averaged weights, in place
-            averaged_part(final).load_state_dict(state.ema.module.state_dict())
-    final.to(memory_format=torch.contiguous_format)
+    final = _final_weights(full, state)
     for callback in callbacks:
         callback.on_train_end(state)
     return TrainResult(final, state.history, state.setup_seconds, seconds,
                        snapshot_steps=None if trajectory is None else list(trajectory.steps))
+
+
+def _final_weights(full: BranchedResNet, state: TrainState) -> BranchedResNet:
+    """``full`` with its final weights in place: the trajectory's snapshots in its branch slots
+    (snapshot, FGE), or the averaged weights (EMA), or as trained."""
+    if state.trajectory is not None:
+        full.to(state.device)
+        assemble(full, state.trajectory.snapshots)
+    elif state.ema is not None:
+        averaged_part(full).load_state_dict(state.ema.module.state_dict())
+    return full.to(memory_format=torch.contiguous_format)
 
 
 def _evaluated(model: BranchedResNet, forward, ema: AveragedModel | None, loader, device,
