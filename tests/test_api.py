@@ -108,6 +108,8 @@ def test_bad_training_inputs_are_clear_errors(split):
     batches = DataLoader(tensors(split.train), batch_size=8)
     with pytest.raises(ConfigError, match="bagging.*Dataset"):
         rrrnet.train(model, batches, Recipe(ensemble="bagging"), progress=False)
+    with pytest.raises(ConfigError, match="re-iterable and have a length"):
+        rrrnet.train(model, (batch for batch in batches), progress=False)
     with pytest.raises(ConfigError, match="BranchedResNet"):
         rrrnet.train(torch.nn.Linear(2, 2), batches, progress=False)
 

@@ -347,6 +347,11 @@ class _TrainingData:
             what = "bagging" if recipe.ensemble == "bagging" else "independent branch views"
             raise ConfigError(f"{what} need the training data as a Dataset of (image, label) "
                               f"pairs, not ready batches")
+        if not self.from_dataset and not hasattr(train_data, "__len__"):
+            raise ConfigError(f"ready batches must be re-iterable and have a length (a DataLoader "
+                              f"or a list of (images, labels) batches), got "
+                              f"{type(train_data).__name__}: a generator would be used up after "
+                              f"one epoch")
         self.augmented = (TrainingImages(train_data, recipe.augment_ops, views, recipe.seed,
                                          recipe.image_size) if self.from_dataset else None)
         self.train_set: Any = self.augmented if self.from_dataset else train_data
