@@ -147,6 +147,16 @@ def download(source: WeightSource, mirror: str | None = None, progress: bool = T
     if target.is_file():
         verify_cached(target, source)
         return target
+    # One download at a time: two processes fetching the same file would share its .partial.
+    with exclusive(Path.home() / ".cache" / "rrrnet" / "download.lock"):
+        if target.is_file():  # fetched by another process meanwhile
+            verify_cached(target, source)
+            return target
+        return _download(source, target, mirror, progress, timeout)
+
+
+def _download(source: WeightSource, target: Path, mirror: str | None, progress: bool,
+              timeout: float | None) -> Path:
     mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV)
     url = f"{mirror.rstrip('/')}/{source.filename}" if mirror else source.url
     timeout = download_timeout(timeout)
