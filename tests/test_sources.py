@@ -523,3 +523,27 @@ def test_build_script_is_a_thin_wrapper(tmp_path, monkeypatch, build_script, cap
         build_script.main(argv + ["--overwrite"])
     with pytest.raises(DataError, match="apt-get install openclipart-png"):
         build_script.main(["--stats", "--source", str(tmp_path / "missing")])
+
+
+def test_openclipart_extra_classes_use_no_folder_of_the_demo():
+    """The second clip-art dataset shares no source folder with the demo's 20 classes (a
+    recursive demo folder covers its sub-folders, a plain one only itself)."""
+    def covers(demo_folder: str, folder: str) -> bool:
+        base = demo_folder.removesuffix("/**")
+        return folder.removesuffix("/**") == base or (
+            demo_folder.endswith("/**") and folder.startswith(base + "/"))
+    demo = [f for c in cv.OPENCLIPART_CLASSES for f in c.folders]
+    extra = [f for c in cv.OPENCLIPART_EXTRA_CLASSES for f in c.folders]
+    assert not [(d, e) for d in demo for e in extra if covers(d, e) or covers(e, d)]
+    names = [c.name for c in cv.OPENCLIPART_EXTRA_CLASSES]
+    assert len(names) == len(set(names)) == 14 and not set(names) & {c.name for c in
+                                                                      cv.OPENCLIPART_CLASSES}
+    assert "openclipart-extra" in cv.CONVERTERS
+
+
+@needs_clipart
+def test_openclipart_extra_writes_14_classes(tmp_path):
+    out = cv.convert_openclipart_extra(tmp_path / "extra", per_class=2, seed=0)
+    rows, info = assert_meta_album(out)
+    assert info["total_categories"] == 14 and len(rows) == 28
+    assert set(info["source_folders"]) == {c.name for c in cv.OPENCLIPART_EXTRA_CLASSES}

@@ -9,6 +9,8 @@ overwrite=False) -> Path`` and is reproducible for a given seed on a given machi
   20 classes of ICDAR-micro; a stand-in for the real ICDAR data, not a copy of it.
 * ``openclipart``: 20 hand-picked classes of public-domain clip art from Debian's
   ``openclipart-png`` package; with seed 0 it writes the embedded demo dataset's images.
+* ``openclipart-extra``: 14 more classes of the same package, from folders the demo's classes
+  do not use (pictograms, icons, symbols, maps, European flags, objects).
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from .fashion_mnist import FASHION_MNIST_CLASSES, convert_fashion_mnist, read_id
 from .icdar_stand_in import (ICDAR_CHARACTERS, ICDAR_CLASSES, character_category,
                              convert_icdar_stand_in, render_character)
 from .mnist import MNIST_CLASSES, convert_mnist
-from .openclipart import (OPENCLIPART_CLASSES, OPENCLIPART_DIR, ClipArtClass, ClipArtPick,
-                          convert_openclipart, load_clipart, select_openclipart)
+from .openclipart import (OPENCLIPART_CLASSES, OPENCLIPART_DIR, OPENCLIPART_EXTRA_CLASSES,
+                          ClipArtClass, ClipArtPick, convert_openclipart,
+                          convert_openclipart_extra, load_clipart, select_openclipart)
 
 CONVERTERS: dict[str, tuple[Callable[..., Path], str]] = {
     "fashion-mnist": (convert_fashion_mnist,
@@ -30,10 +33,15 @@ CONVERTERS: dict[str, tuple[Callable[..., Path], str]] = {
                        "RENDERED stand-in for ICDAR-micro: 20 characters, real fonts on photos"),
     "openclipart": (convert_openclipart,
                     "Open Clip Art, 20 classes of public-domain clip art (Debian openclipart-png)"),
+    "openclipart-extra": (convert_openclipart_extra,
+                          "Open Clip Art, 14 more classes from folders the demo does not use "
+                          "(Debian openclipart-png)"),
 }
 
 __all__ = ["CONVERTERS", "FASHION_MNIST_CLASSES", "ICDAR_CHARACTERS", "ICDAR_CLASSES",
-           "MNIST_CLASSES", "OPENCLIPART_CLASSES", "OPENCLIPART_DIR", "ClipArtClass",
+           "MNIST_CLASSES", "OPENCLIPART_CLASSES", "OPENCLIPART_DIR", "OPENCLIPART_EXTRA_CLASSES",
+           "ClipArtClass",
            "ClipArtPick", "character_category", "convert_fashion_mnist",
-           "convert_icdar_stand_in", "convert_mnist", "convert_openclipart", "load_clipart",
+           "convert_icdar_stand_in", "convert_mnist", "convert_openclipart",
+           "convert_openclipart_extra", "load_clipart",
            "read_idx", "render_character", "select_openclipart"]

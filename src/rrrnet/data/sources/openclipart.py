@@ -248,7 +248,8 @@ def select_openclipart(source: str | os.PathLike | None = None,
 def convert_openclipart(out_dir: str | os.PathLike, per_class: int = DEFAULT_PER_CLASS,
                         seed: int = 0, source: str | os.PathLike | None = None,
                         overwrite: bool = False, *, name: str = OPENCLIPART_NAME,
-                        builder: str = "rrrnet.data.sources.openclipart.convert_openclipart") -> Path:
+                        builder: str = "rrrnet.data.sources.openclipart.convert_openclipart",
+                        classes: Sequence[ClipArtClass] = OPENCLIPART_CLASSES) -> Path:
     """20 hand-picked classes of public-domain clip art from Debian's ``openclipart-png``.
 
     ``source`` is the package's png folder (default /usr/share/openclipart/png). The classes
@@ -258,10 +259,11 @@ def convert_openclipart(out_dir: str | os.PathLike, per_class: int = DEFAULT_PER
     images and labels.csv of the embedded demo dataset (which scripts/build_demo_dataset.py
     builds with ``name`` and ``builder`` set to its own); other seeds pick other pictures where
     a class has more than ``per_class`` usable ones. info.json names the seed and lists every
-    image's source file. Deterministic for a given version of the package.
+    image's source file. Deterministic for a given version of the package. ``classes``: another
+    class list (:data:`OPENCLIPART_EXTRA_CLASSES`: :func:`convert_openclipart_extra`).
     """
     root = OPENCLIPART_DIR if source is None else Path(source).expanduser()
-    picks = select_openclipart(root, per_class, seed)
+    picks = select_openclipart(root, per_class, seed, classes)
     source_files: dict[str, str] = {}
     items: list[tuple[Image.Image, str]] = []
     for pick in picks:
@@ -271,7 +273,7 @@ def convert_openclipart(out_dir: str | os.PathLike, per_class: int = DEFAULT_PER
             items.append((image, pick.name))
     return write_meta_album(
         out_dir, items, name=name,
-        description=(f"{len(picks)} hand-picked, non-overlapping classes of public-domain clip "
+        description=(f"{len(picks)} non-overlapping classes of public-domain clip "
                      f"art from the Open Clip Art Library (Debian package openclipart-png), "
                      f"{per_class} images each, chosen with seed {seed} by {builder}; "
                      "transparency composited on white, cropped to the drawing, padded to a "
@@ -280,7 +282,40 @@ def convert_openclipart(out_dir: str | os.PathLike, per_class: int = DEFAULT_PER
         source=f"Open Clip Art Library via Debian openclipart-png ({root})",
         overwrite=overwrite,
         extra_info={"builder": builder, "seed": seed,
-                    "source_folders": {c.name: list(c.folders) for c in OPENCLIPART_CLASSES},
+                    "source_folders": {c.name: list(c.folders) for c in classes},
                     "source_files": source_files})
 
 
+# 14 further classes, from folders the demo's 20 do not use (a second clip-art dataset for the
+# benchmark or for held-out tuning): pictograms, icons of three themes, symbols, maps, flags of
+# another continent, objects. Each is one folder (not recursive unless "/**"), so a picture
+# belongs to one class; files listed twice (same bytes) are left out by select_openclipart.
+OPENCLIPART_EXTRA_NAME = "Open Clip Art, 14 more classes (disjoint from the demo's)"
+OPENCLIPART_EXTRA_CLASSES: tuple[ClipArtClass, ...] = (
+    ClipArtClass("star", ("shapes/stars",)),                       # geometric star patterns
+    # AIGA transport pictograms; each comes twice (name1.png, name_.png): one of each pair
+    ClipArtClass("transport_pictogram", ("transportation/aiga-symbols",), include=r"_\.png$"),
+    ClipArtClass("sport", ("recreation/sports",)),
+    ClipArtClass("party", ("recreation/party",)),
+    ClipArtClass("office_item", ("office",)),
+    ClipArtClass("map", ("geography",)),
+    ClipArtClass("web_button", ("computer/buttons",)),
+    ClipArtClass("person", ("people",)),                            # not its sub-folders
+    ClipArtClass("document_icon", ("computer/icons/lemon-theme/mimetypes",)),
+    ClipArtClass("application_icon", ("computer/icons/lemon-theme/apps",)),
+    ClipArtClass("folder_icon", ("computer/icons/lemon-theme/filesystems",)),
+    ClipArtClass("action_icon", ("computer/icons/flat-theme/action",)),
+    ClipArtClass("european_flag", ("signs_and_symbols/flags/europe/**",)),
+    ClipArtClass("sign", ("signs_and_symbols",)),                   # not its sub-folders
+)
+
+
+def convert_openclipart_extra(out_dir: str | os.PathLike, per_class: int = DEFAULT_PER_CLASS,
+                              seed: int = 0, source: str | os.PathLike | None = None,
+                              overwrite: bool = False) -> Path:
+    """14 more classes of Open Clip Art (:data:`OPENCLIPART_EXTRA_CLASSES`), none from a folder
+    the demo's 20 classes use: a second real-image clip-art dataset. Public domain."""
+    return convert_openclipart(out_dir, per_class, seed, source, overwrite,
+                               name=OPENCLIPART_EXTRA_NAME,
+                               builder="rrrnet.data.sources.openclipart.convert_openclipart_extra",
+                               classes=OPENCLIPART_EXTRA_CLASSES)
