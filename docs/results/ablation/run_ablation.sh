@@ -5,7 +5,8 @@
 # the same command after an interruption. Seeds are the outer loop, so every variant gets its
 # first seed before any gets its third. Two queues of one thread each share the two cores.
 #   WEIGHTS=astra-ct (default) | imagenet | FILE    EPOCHS=60 (the budget of docs/results/study)
-#   DATASETS="path ..." (default: the ICDAR-micro stand-in, rrrnet data icdar-stand-in ...)
+#   DATASETS="path ..." (default: the ICDAR-micro stand-in and openclipart-extra, written by
+#   rrrnet data if missing; neither is in the benchmark)
 #   RUNS: where the run folders go (default ~/rrrnet-runs/ablation, outside the work tree)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -15,8 +16,10 @@ EPOCHS=${EPOCHS:-60}
 SEEDS=${SEEDS:-"0 1 2"}
 RUNS=${RUNS:-$HOME/rrrnet-runs/ablation}
 HERE=docs/results/ablation
-DATASETS=${DATASETS:-runs/data/icdar-stand-in}
-[ -d runs/data/icdar-stand-in ] || "$RRRNET" data icdar-stand-in runs/data/icdar-stand-in
+DATASETS=${DATASETS:-"runs/data/icdar-stand-in runs/data/openclipart-extra"}
+for source in icdar-stand-in openclipart-extra; do
+    [ -d "runs/data/$source" ] || "$RRRNET" data "$source" "runs/data/$source"
+done
 
 # name, methods, options; ordered by expected effect (the issue's list)
 VARIANTS=(
