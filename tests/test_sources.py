@@ -368,7 +368,8 @@ def test_icdar_fonts_fall_back_to_matplotlib(monkeypatch):
 
 
 def test_registry():
-    assert set(cv.CONVERTERS) == {"fashion-mnist", "mnist", "icdar-stand-in", "openclipart"}
+    assert set(cv.CONVERTERS) == {"fashion-mnist", "mnist", "icdar-stand-in", "openclipart",
+                                  "openclipart-extra"}
     for name, (function, description) in cv.CONVERTERS.items():
         assert callable(function) and description and "\n" not in description
         assert function.__name__ == "convert_" + name.replace("-", "_")
