@@ -79,11 +79,6 @@ class Recipe:
                 raise ConfigError(f"{name} must be a finite {'positive' if name == 'lr' else 'non-negative'} "
                                   f"number, got {value!r}")
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
-        """A recipe from its JSON form (old option names accepted)."""
-        return cls(**renamed(data))
-
     @property
     def ema_averaged_epochs(self) -> int:
         """How many final epochs the average covers: ``min(ema_epochs, ceil(epochs / 2))``, so

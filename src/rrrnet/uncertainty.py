@@ -304,23 +304,11 @@ def mc_dropout_logits(model: torch.nn.Module, loader: Iterable, samples: int,
     return stack_members(passes)
 
 
-def summary_row(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """The flat columns a benchmark row carries: ECE, AURC and OOD AUROC by score."""
-    row = {f"{prefix}ece": summary["ece"], f"{prefix}nll": summary["nll"],
-           f"{prefix}brier": summary["brier"]}
-    for name in SCORES:
-        row[f"{prefix}aurc_{name}"] = summary["selective"][name]["aurc"]
-    for dataset, scores in summary["ood"].items():
-        for name in SCORES:
-            row[f"{prefix}ood_auroc_{name}"] = scores[name]["auroc"]
-    return row
-
-
 __all__: Sequence[str] = ("BINNINGS", "ECE_BINS", "SCORES", "brier", "conformal_sets",
                           "decompose", "entropy", "expected_calibration_error", "fit_temperature",
                           "image_scores", "mc_dropout_logits", "nll", "ood_detection",
                           "member_logits", "reliability", "report", "risk_coverage",
-                          "scaled_probs", "set_metrics", "summary_row", "uncertainty")
+                          "scaled_probs", "set_metrics", "uncertainty")
 
 
 # ---------------------------------------------------------------------------------------------
