@@ -33,7 +33,6 @@ from ..cost import model_cost
 from ..latency import measure_latency
 from ..errors import ConfigError, RRRNetError, RunError
 from ..model import ModelConfig
-from ..options import BENCHMARK_METHODS as DEFAULT_METHODS  # noqa: F401
 from ..options import BenchmarkOptions
 from ..report.benchmark_figures import write_figures
 from ..report.stats import dataset_intervals, method_summary, wilcoxon_against
