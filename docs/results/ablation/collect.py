@@ -60,7 +60,7 @@ def figure(table: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     e = [s for s in table if s["method"] == "E"]
     default = next((s["val_error"] for s in e if s["variant"] == "default"), None)
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(e) + 1.2))
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(e) + 1.4))
     for i, s in enumerate(e):
         ax.errorbar(s["val_error"] * 100, i, xerr=None if s["seeds"] < 2 else
                     [[(s["val_error"] - s["val_low"]) * 100], [(s["val_high"] - s["val_error"]) * 100]],
@@ -70,7 +70,7 @@ def figure(table: list[dict], path: Path) -> None:
     ax.set_yticks(range(len(e)), [f"{s['setting']}: {s['value']} ({s['dataset']}, n={s['seeds']})"
                                   for s in e], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("validation error of RRR-Net E (%), mean and 95% t-interval over seeds")
+    ax.set_xlabel("validation error of E (%): mean, 95% t-interval over seeds")
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
