@@ -99,6 +99,10 @@ def test_grid_resumes_interrupted_cell_and_skips_finished_ones(tmp_path, monkeyp
     assert "0 cells trained, 2 read back" in capsys.readouterr().out
     assert fits == [] and (out / "summary.md").exists() and (out / "figures").is_dir()
 
+    # How often the history is scored changes no weight: such a cell is read back.
+    scored = dataclasses.replace(cells[0], recipe=dataclasses.replace(cells[0].recipe,
+                                                                      eval_every=3))
+    assert bench.run_cells([scored], out, progress=False).skipped == 1
     # A finished cell's row belongs to its configuration: other options are refused.
     other = dataclasses.replace(cells[0], recipe=dataclasses.replace(cells[0].recipe, lr=0.5))
     with pytest.raises(RunError, match="another configuration"):

@@ -203,6 +203,21 @@ def test_resumed_run_equals_an_uninterrupted_one(tiny_data, tmp_path):
     assert resumed.metrics["error"] == whole.metrics["error"]
 
 
+def test_evaluating_in_the_history_changes_no_weight(tiny_data, tmp_path):
+    """eval_every only adds history columns: the same weights with or without it, and a run
+    interrupted with one setting resumes with another (benchmark cells train without it)."""
+    quiet = Recipe(**{**TINY_RECIPE.__dict__, "eval_every": 0})
+    scored = fit(tiny_data, tmp_path / "scored", TINY_MODEL, TINY_RECIPE, progress=False)
+    assert all("test_error" in row for row in scored.history)
+    fit(tiny_data, tmp_path / "cut", TINY_MODEL, quiet, progress=False, stop_after=1)
+    resumed = fit(tiny_data, tmp_path / "cut", TINY_MODEL, TINY_RECIPE, progress=False,
+                  resume=True)
+    assert "test_error" not in resumed.history[0] and "test_error" in resumed.history[-1]
+    a, b = scored.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.metrics["error"] == scored.metrics["error"]
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_data, tmp_path):
     script = Path(sys.executable).parent / "rrrnet"

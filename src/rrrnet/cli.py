@@ -657,7 +657,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         seeds=tuple(seeds), epochs=args.epochs, config=config, weights=args.weights,
         arch=args.arch, train=args.train, val=args.val, test=args.test,
         latency_runs=args.latency_runs, latency_threads=args.latency_threads,
-        reference=args.reference, ood=tuple(args.ood), mc_samples=args.mc_samples)
+        reference=args.reference, ood=tuple(args.ood), mc_samples=args.mc_samples,
+        eval_every=args.eval_every)
     executor = make_executor(args.executor, args.ray_address, args.cpus_per_cell,
                              args.gpus_per_cell)
     result = bench.run_benchmark(args.datasets, args.out, options, executor,
@@ -729,6 +730,10 @@ def add_benchmark_command(sub) -> None:
     bench.add_argument("--mc-samples", type=int, default=0,
                        help="with --ood: method D's members are this many Monte-Carlo dropout "
                             "passes (0: its single branch)")
+    bench.add_argument("--eval-every", type=int, default=d.eval_every, metavar="N",
+                       help="score the test images in each cell's history.csv every N epochs "
+                            "(default 0: only the final model; evaluating every epoch about "
+                            "doubles a cell's training time and changes no result)")
     g = bench.add_argument_group("execution")
     g.add_argument("--executor", default="local", choices=EXECUTORS,
                    help="local: one cell after another here; ray: one Ray task per cell")

@@ -66,6 +66,7 @@ class BenchmarkOptions:
     reference: str = BENCHMARK_REFERENCE  # the method tested against every other one
     ood: tuple[str, ...] = ()          # out-of-distribution datasets: adds uncertainty columns
     mc_samples: int = 0                # D's Monte-Carlo dropout passes for those columns (0: none)
+    eval_every: int = 0                # test error in each cell's history every N epochs (0: none)
 
     def __post_init__(self):
         if not self.methods:
@@ -74,6 +75,9 @@ class BenchmarkOptions:
             raise ConfigError(f"--methods lists a method twice: {','.join(self.methods)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be distinct and at least one, got {list(self.seeds)}")
+        if self.eval_every < 0:
+            raise ConfigError(f"--eval-every must be 0 (only the final model) or more, got "
+                              f"{self.eval_every}")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
         if self.latency_runs < 0:

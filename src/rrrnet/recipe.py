@@ -18,6 +18,10 @@ from .options import DEFAULT_MAX_EPOCHS
 BRANCH_VIEWS = ("shared", "independent")
 ENSEMBLES = ("naive", "bagging", "snapshot", "fge")
 TRAJECTORY_ENSEMBLES = ("snapshot", "fge")   # one trajectory, its snapshots fill the branches
+# Recipe options that do not change the trained weights: where the run executes, and how often
+# the history scores the evaluation images (evaluation draws no random numbers and leaves every
+# weight and BatchNorm statistic as it is; tested). Resumption and benchmark cells ignore them.
+HISTORY_ONLY = ("device", "num_workers", "eval_every")
 DROPOUT_METHOD = "D"                         # the method whose dropout rate is tuned
 # Old spellings of recipe options, still read from configuration files and run folders.
 RENAMED = {"warm_stem_epochs": "warm_stump_epochs"}

@@ -60,7 +60,8 @@ from .fold import frozen_copy
 from .io import derive_seed, resolve_device, write_json
 from .model import ModelConfig, blank, build, load, save
 from .recycle import BranchedResNet
-from .recipe import BRANCH_VIEWS, RENAMED, DataSpec, Recipe  # noqa: F401  (re-exported)
+from .recipe import (BRANCH_VIEWS, HISTORY_ONLY, RENAMED, DataSpec,  # noqa: F401 (re-exported)
+                     Recipe)
 from .rundir import (Comparison, clear_run, load_checkpoint, locked, prepare_run, read_config,
                      read_run, record, save_checkpoint, write_history)
 
@@ -523,7 +524,7 @@ RUN_COMPARISON = Comparison(
     # where the run executes may change between an interruption and its resumption.
     defaults={"recipe": dataclasses.asdict(Recipe()), "model": {"dropout": 0.0, "slice_bn": True},
               "data": {"allow_outside_files": False}},
-    ignore={"recipe": ("device", "num_workers"), "model": ("weights",)},
+    ignore={"recipe": HISTORY_ONLY, "model": ("weights",)},
     renamed=RENAMED)
 
 

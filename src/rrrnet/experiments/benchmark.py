@@ -38,6 +38,7 @@ from ..report.benchmark_figures import write_figures
 from ..report.stats import dataset_intervals, method_summary, wilcoxon_against
 from ..rundir import holds_folder
 from ..io import atomic_write, json_safe, parse_number, write_csv, write_json
+from ..recipe import HISTORY_ONLY
 from ..train import DataSpec, Recipe, fit
 from .executors import LocalExecutor
 
@@ -76,7 +77,7 @@ class Cell:
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a saved row to count as this cell's (as train.fit compares)."""
         recipe = {k: v for k, v in dataclasses.asdict(self.recipe).items()
-                  if k not in ("device", "num_workers")}
+                  if k not in HISTORY_ONLY}
         model = {k: v for k, v in self.model.to_dict().items()
                  if k not in ("weights", "num_classes")}  # classes: the dataset's
         return {"dataset": self.dataset, "method": self.method, "seed": self.seed,
@@ -126,7 +127,8 @@ def method_config(method: str, seed: int, options: BenchmarkOptions) -> tuple[Mo
         model, recipe = apply_config(options.config, method, recipe, model)
     if options.epochs is not None:
         recipe = scaled_epochs(recipe, options.epochs)
-    return dataclasses.replace(model, seed=seed), dataclasses.replace(recipe, seed=seed)
+    return (dataclasses.replace(model, seed=seed),
+            dataclasses.replace(recipe, seed=seed, eval_every=options.eval_every))
 
 
 def plan_cells(datasets: Sequence[str | os.PathLike], out: str | os.PathLike,
@@ -231,11 +233,20 @@ def finished_row(cell: Cell) -> dict[str, Any] | None:
     if not path.exists():
         return None
     saved = _read_json(path)
-    if saved.get("cell") != json.loads(json.dumps(cell.fingerprint())):
+    if _comparable(saved.get("cell")) != json.loads(json.dumps(cell.fingerprint())):
         raise RunError(f"{path} holds a result of another configuration of "
                        f"{'/'.join(map(str, cell.key))}; use another --out, or remove "
                        f"{cell.out} to train it again with these options")
     return saved["row"]
+
+
+def _comparable(fingerprint: Any) -> Any:
+    """A saved cell fingerprint without the recipe's history-only options (rows written before
+    they were left out of the fingerprint still count)."""
+    if isinstance(fingerprint, dict) and isinstance(fingerprint.get("recipe"), dict):
+        recipe = {k: v for k, v in fingerprint["recipe"].items() if k not in HISTORY_ONLY}
+        fingerprint = {**fingerprint, "recipe": recipe}
+    return fingerprint
 
 
 def save_row(cell: Cell, row: dict[str, Any]) -> None:
