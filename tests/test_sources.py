@@ -10,6 +10,7 @@ import csv
 import gzip
 import hashlib
 import importlib.util
+import io
 import json
 import os
 import struct
@@ -22,7 +23,7 @@ from PIL import Image
 
 from rrrnet.data import meta_album as ma
 from rrrnet.data import sources as cv
-from rrrnet.data.sources import fashion_mnist, icdar_stand_in, openclipart
+from rrrnet.data.sources import emoji, fashion_mnist, icdar_stand_in, openclipart
 from rrrnet.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -304,6 +305,138 @@ def test_mnist_real_source(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
+# UCI digits (scikit-learn)
+# --------------------------------------------------------------------------------------------
+
+def test_digits_from_synthetic_csv(tmp_path):
+    # digit d: every pixel at level d (0..16 scale, ink high); 5 rows per digit
+    rows = [np.r_[np.full(64, d + 6), d] for d in range(10) for _ in range(5)]
+    source = tmp_path / "digits.csv"
+    np.savetxt(source, np.array(rows), delimiter=",", fmt="%d")
+    out = cv.convert_digits(tmp_path / "d", per_class=4, seed=0, source=source)
+    labels, info = assert_meta_album(out)
+    assert info["categories"] == list(cv.DIGITS_CLASSES)
+    assert count_by(labels) == {c: 4 for c in cv.DIGITS_CLASSES}
+    assert "CC BY 4.0" in info["license"]
+    for r in labels:
+        d = int(r["CATEGORY"][-1])
+        with Image.open(out / "images" / r["FILE_NAME"]) as im:
+            # level L of 16 -> grey 255 L / 16 (JPEG rounding aside)
+            assert abs(float(np.asarray(im, dtype=float).mean()) - 255 * (d + 6) / 16) < 2.5
+    with pytest.raises(DataError, match="fewer than per_class=6"):
+        cv.convert_digits(tmp_path / "e", per_class=6, source=source)
+    (tmp_path / "bad.csv").write_text("1,2,3\n")
+    with pytest.raises(DataError, match="64 pixels"):
+        cv.convert_digits(tmp_path / "f", source=tmp_path / "bad.csv")
+
+
+def test_digits_without_scikit_learn_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(DataError, match="pip install scikit-learn"):
+        cv.convert_digits(tmp_path / "d")
+    assert not (tmp_path / "d").exists()
+
+
+def test_digits_real_source(tmp_path):
+    pytest.importorskip("sklearn", reason="scikit-learn not installed")
+    out = cv.convert_digits(tmp_path / "d", per_class=3, seed=1)
+    rows, info = assert_meta_album(out)
+    assert count_by(rows) == {c: 3 for c in cv.DIGITS_CLASSES}
+    again = cv.convert_digits(tmp_path / "again", per_class=3, seed=1)
+    assert [sha(out / "images" / r["FILE_NAME"]) for r in rows] == [
+        sha(again / "images" / r["FILE_NAME"]) for r in rows]
+
+
+# --------------------------------------------------------------------------------------------
+# Noto Color Emoji
+# --------------------------------------------------------------------------------------------
+
+EMOJI_TEST_TEXT = """# group: Animals & Nature
+# subgroup: animal-mammal
+1F435                                                  ; fully-qualified     # monkey face
+1F412                                                  ; fully-qualified     # monkey
+1F436                                                  ; fully-qualified     # dog face
+1F43A                                                  ; fully-qualified     # wolf
+# subgroup: animal-bird
+1F983                                                  ; fully-qualified     # turkey
+1F414                                                  ; fully-qualified     # chicken
+1F54A FE0F                                             ; fully-qualified     # dove
+1F54A                                                  ; unqualified         # dove
+1F426 200D 2B1B                                        ; fully-qualified     # black bird
+# subgroup: food-fruit
+1F347                                                  ; fully-qualified     # grapes
+1F348                                                  ; fully-qualified     # melon
+1F349                                                  ; fully-qualified     # watermelon
+"""
+EMOJI_TINY = (emoji.EmojiClass("mammal", ("animal-mammal",)),
+              emoji.EmojiClass("bird", ("animal-bird",)))
+
+
+def png_of(colour) -> bytes:
+    buffer = io.BytesIO()
+    picture = Image.new("RGBA", (34, 32), (0, 0, 0, 0))  # transparent, not square, as Noto's
+    picture.paste(Image.new("RGBA", (20, 20), (*colour, 255)), (7, 6))
+    picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_emoji_subgroups_keep_single_fully_qualified_code_points(tmp_path):
+    (tmp_path / "emoji-test.txt").write_text(EMOJI_TEST_TEXT, encoding="utf-8")
+    found = emoji.emoji_subgroups(tmp_path / "emoji-test.txt")
+    # the dove counts once (FE0F dropped), the black-bird sequence not at all
+    assert found == {0x1F435: "animal-mammal", 0x1F412: "animal-mammal", 0x1F436: "animal-mammal",
+                     0x1F43A: "animal-mammal", 0x1F983: "animal-bird", 0x1F414: "animal-bird",
+                     0x1F54A: "animal-bird", 0x1F347: "food-fruit", 0x1F348: "food-fruit",
+                     0x1F349: "food-fruit"}
+    with pytest.raises(DataError, match="unicode-data"):
+        emoji.emoji_subgroups(tmp_path / "missing.txt")
+    with pytest.raises(DataError, match="fonts-noto-color-emoji"):
+        emoji.emoji_bitmaps(tmp_path / "missing.ttf")
+    (tmp_path / "broken.ttf").write_bytes(b"not a font")
+    with pytest.raises(DataError, match="cannot read the colour bitmaps"):
+        emoji.emoji_bitmaps(tmp_path / "broken.ttf")
+
+
+def test_emoji_from_a_synthetic_font(tmp_path, monkeypatch):
+    (tmp_path / "emoji-test.txt").write_text(EMOJI_TEST_TEXT, encoding="utf-8")
+    colours = {0x1F435: (200, 0, 0), 0x1F412: (200, 0, 0), 0x1F436: (200, 0, 0),
+               0x1F43A: (200, 0, 0), 0x1F983: (0, 0, 200), 0x1F414: (0, 0, 200),
+               0x1F54A: (0, 0, 200)}  # the font lacks the fruit, which no class uses
+    monkeypatch.setattr(emoji, "emoji_bitmaps", lambda font: {c: png_of(v)
+                                                              for c, v in colours.items()})
+    font = tmp_path / "font.ttf"
+    font.write_bytes(b"")
+    out = cv.convert_emoji(tmp_path / "e", per_class=3, seed=0, source=font,
+                           emoji_test=tmp_path / "emoji-test.txt", classes=EMOJI_TINY)
+    rows, info = assert_meta_album(out)
+    assert count_by(rows) == {"mammal": 3, "bird": 3}
+    assert "Apache 2.0" in info["license"]
+    assert len(set(info["code_points"]["mammal"])) == 3
+    for r in rows:
+        with Image.open(out / "images" / r["FILE_NAME"]) as im:
+            pixels = np.asarray(im, dtype=float)
+        # on white (transparency composited), the square of colour in the middle
+        assert pixels[0, 0].min() > 240
+        red, blue = pixels[64, 64, 0], pixels[64, 64, 2]
+        assert (red > blue + 100) if r["CATEGORY"] == "mammal" else (blue > red + 100)
+    with pytest.raises(DataError, match="3 emoji of class 'bird', fewer than per_class=4"):
+        cv.convert_emoji(tmp_path / "f", per_class=4, source=font,
+                         emoji_test=tmp_path / "emoji-test.txt", classes=EMOJI_TINY)
+
+
+@pytest.mark.skipif(not (emoji.EMOJI_FONT.is_file() and emoji.EMOJI_TEST.is_file()),
+                    reason="Debian fonts-noto-color-emoji and unicode-data not installed")
+def test_emoji_real_source(tmp_path):
+    subgroups = set(emoji.emoji_subgroups().values())
+    named = [s for c in cv.EMOJI_CLASSES for s in c.subgroups]
+    assert set(named) <= subgroups and len(named) == len(set(named))  # no typo, no overlap
+    out = cv.convert_emoji(tmp_path / "e", per_class=2, seed=0)
+    rows, info = assert_meta_album(out)
+    assert count_by(rows) == {c.name: 2 for c in cv.EMOJI_CLASSES} and len(cv.EMOJI_CLASSES) == 18
+
+
+# --------------------------------------------------------------------------------------------
 # ICDAR-micro stand-in
 # --------------------------------------------------------------------------------------------
 
@@ -369,7 +502,7 @@ def test_icdar_fonts_fall_back_to_matplotlib(monkeypatch):
 
 def test_registry():
     assert set(cv.CONVERTERS) == {"fashion-mnist", "mnist", "icdar-stand-in", "openclipart",
-                                  "openclipart-extra"}
+                                  "openclipart-extra", "digits", "emoji"}
     for name, (function, description) in cv.CONVERTERS.items():
         assert callable(function) and description and "\n" not in description
         assert function.__name__ == "convert_" + name.replace("-", "_")

