@@ -1,9 +1,14 @@
-"""Gather the ablation's finished cells (variants/*.csv, written by run_ablation.sh) into
-ablation.csv, summary.md and ablation.png. Decisions are read from the validation errors only;
-test errors are listed for the record."""
+"""Gather the ablation's finished cells (FOLDER/variants/*.csv, written by run_ablation.sh) into
+ablation.csv, summary.csv, summary.md and ablation.png in FOLDER (default: this folder).
+Decisions are read from the validation errors only, each variant against the default E of the
+same dataset and seed (paired differences); test errors are listed for the record.
+
+    python docs/results/ablation/collect.py [FOLDER]
+"""
 from __future__ import annotations
 
 import statistics
+import sys
 from pathlib import Path
 
 from rrrnet.io import atomic_write, read_csv, write_csv
@@ -28,10 +33,10 @@ SETTINGS = {
 }
 
 
-def rows() -> list[dict]:
+def rows(folder: Path = HERE) -> list[dict]:
     out = []
     for variant, (setting, value) in SETTINGS.items():
-        for row in read_csv(HERE / "variants" / f"{variant}.csv"):
+        for row in read_csv(folder / "variants" / f"{variant}.csv"):
             out.append({"variant": variant, "setting": setting, "value": value,
                         "method": row["method"], "dataset": row["dataset"], "seed": row["seed"],
                         "val_error": row["val_error"], "test_error": row["error"],
@@ -40,16 +45,24 @@ def rows() -> list[dict]:
 
 
 def summary(table: list[dict]) -> list[dict]:
+    """Per (variant, method, dataset): the mean validation error over seeds with its 95%
+    t-interval, and its paired difference from the default E of the same dataset and seeds."""
     groups: dict[tuple, list[dict]] = {}
     for row in table:
         groups.setdefault((row["variant"], row["method"], row["dataset"]), []).append(row)
+    default_e = {(r["dataset"], r["seed"]): r["val_error"] for r in table
+                 if r["variant"] == "default" and r["method"] == "E"}
     out = []
     for (variant, method, dataset), rs in groups.items():
-        val = [r["val_error"] for r in rs]
-        mean, low, high = mean_ci(val) if len(val) > 1 else (val[0], float("nan"), float("nan"))
+        mean, low, high = mean_ci([r["val_error"] for r in rs])
+        diffs = [r["val_error"] - default_e[(dataset, r["seed"])] for r in rs
+                 if (dataset, r["seed"]) in default_e]
+        diff, diff_low, diff_high = mean_ci(diffs) if diffs else (float("nan"),) * 3
         out.append({"variant": variant, "setting": SETTINGS[variant][0],
                     "value": SETTINGS[variant][1], "method": method, "dataset": dataset,
                     "seeds": len(rs), "val_error": mean, "val_low": low, "val_high": high,
+                    "pairs": len(diffs), "val_minus_default_e": diff, "diff_low": diff_low,
+                    "diff_high": diff_high,
                     "test_error": statistics.mean(r["test_error"] for r in rs)})
     return out
 
@@ -76,21 +89,27 @@ def figure(table: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    table = rows()
-    write_csv(HERE / "ablation.csv", table)
+def main(folder: Path = HERE) -> None:
+    table = rows(folder)
+    write_csv(folder / "ablation.csv", table)
     s = summary(table)
-    write_csv(HERE / "summary.csv", s)
-    figure(s, HERE / "ablation.png")
-    lines = ["| setting | value | method | dataset | seeds | val error | 95% interval | test error |",
-             "|---|---|---|---|---|---|---|---|"]
+    write_csv(folder / "summary.csv", s)
+    figure(s, folder / "ablation.png")
+    lines = ["| setting | value | method | dataset | seeds | val error | 95% interval "
+             "| minus default E (paired) | 95% interval | test error |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in s:
         interval = "-" if r["seeds"] < 2 else f"[{r['val_low']:.1%}, {r['val_high']:.1%}]"
+        diff = "-" if r["variant"] == "default" and r["method"] == "E" else (
+            f"{r['val_minus_default_e']:+.1%}" if r["pairs"] else "-")
+        diff_interval = ("-" if r["pairs"] < 2 or diff == "-" else
+                         f"[{r['diff_low']:+.1%}, {r['diff_high']:+.1%}]")
         lines.append(f"| {r['setting']} | {r['value']} | {r['method']} | {r['dataset']} | "
-                     f"{r['seeds']} | {r['val_error']:.1%} | {interval} | {r['test_error']:.1%} |")
-    atomic_write(HERE / "summary.md", lambda f: f.write("\n".join(lines) + "\n"), mode="w")
+                     f"{r['seeds']} | {r['val_error']:.1%} | {interval} | {diff} | "
+                     f"{diff_interval} | {r['test_error']:.1%} |")
+    atomic_write(folder / "summary.md", lambda f: f.write("\n".join(lines) + "\n"), mode="w")
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)

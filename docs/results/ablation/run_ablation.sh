@@ -10,15 +10,18 @@
 #   DATASETS="path ..." (default: the ICDAR-micro stand-in and openclipart-extra, written by
 #   rrrnet data if missing; neither is in the benchmark)
 #   SEEDS="0 1 2"  REST_SEEDS="0"  QUEUES=2 (1: one thread in all, e.g. beside the benchmark)
-#   RUNS: where the run folders go (default ~/rrrnet-runs/ablation, outside the work tree)
+#   RUNS: where the run folders go (default ~/rrrnet-runs/ablation[-<weights>], outside the
+#   work tree); OUT: the results folder (default docs/results/ablation[-<weights>])
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 RRRNET=${RRRNET:-.venv/bin/rrrnet}
 WEIGHTS=${WEIGHTS:-astra-ct}
 EPOCHS=${EPOCHS:-60}
 SEEDS=${SEEDS:-"0 1 2"}
-RUNS=${RUNS:-$HOME/rrrnet-runs/ablation}
-HERE=docs/results/ablation
+if [ "$WEIGHTS" = astra-ct ]; then tag=""; else tag="-$(basename "$WEIGHTS" | tr -c 'A-Za-z0-9._\n-' _)"; fi
+RUNS=${RUNS:-$HOME/rrrnet-runs/ablation$tag}
+HERE=docs/results/ablation                # the variants' configuration files
+OUT=${OUT:-docs/results/ablation$tag}     # the results (other weights: their own folder)
 DATASETS=${DATASETS:-"runs/data/icdar-stand-in runs/data/openclipart-extra"}
 for source in icdar-stand-in openclipart-extra; do
     [ -d "runs/data/$source" ] || "$RRRNET" data "$source" "runs/data/$source"
@@ -56,8 +59,8 @@ cell() {  # variant dataset seed
         --epochs "$EPOCHS" --weights "$WEIGHTS" $options --train 15 --val 5 --test 20 \
         --latency-runs 0 --out "$RUNS/$name" -q > /dev/null \
         || { echo "$name $(basename "$2") seed $3 failed"; return 0; }
-    mkdir -p "$HERE/variants"
-    cp "$RUNS/$name/results.csv" "$HERE/variants/$name.csv"
+    mkdir -p "$OUT/variants"
+    cp "$RUNS/$name/results.csv" "$OUT/variants/$name.csv"
     echo "$name $(basename "$2") seed $3 done"
 }
 
@@ -78,4 +81,4 @@ queue() {  # index: the queue runs every QUEUES-th job of the list, starting at 
 }
 for ((q = 0; q < QUEUES; q++)); do queue "$q" & done
 wait
-.venv/bin/python "$HERE/collect.py"
+.venv/bin/python "$HERE/collect.py" "$OUT"

@@ -18,7 +18,7 @@ WEIGHTS=${WEIGHTS:-astra-ct}
 EPOCHS=${EPOCHS:-60}
 SEEDS=${SEEDS:-"0 1 2"}
 METHODS=${METHODS:-A,C,D,E}
-SOURCES=${SOURCES:-"fashion-mnist mnist openclipart"}
+SOURCES=${SOURCES:-"fashion-mnist mnist openclipart digits emoji"}
 if [ "$WEIGHTS" = astra-ct ]; then tag=""; else tag="-$(basename "$WEIGHTS" | tr -c 'A-Za-z0-9._\n-' _)"; fi
 RUNS=${RUNS:-$HOME/rrrnet-runs/benchmark$tag}
 OUT=${OUT:-docs/results/benchmark$tag}

@@ -11,8 +11,9 @@ cd "$(dirname "$0")/../../.."
 RRRNET=${RRRNET:-.venv/bin/rrrnet}
 WEIGHTS=${WEIGHTS:-astra-ct}
 EPOCHS=${EPOCHS:-100}
-RUNS=${RUNS:-runs/study}
-OUT=docs/results/study
+if [ "$WEIGHTS" = astra-ct ]; then tag=""; else tag="-$(basename "$WEIGHTS" | tr -c 'A-Za-z0-9._\n-' _)"; fi
+RUNS=${RUNS:-runs/study$tag}
+OUT=${OUT:-docs/results/study$tag}   # other weights: their own folder
 DEMO=$(.venv/bin/python -c "from rrrnet.demo import demo_data; print(demo_data())")
 DATASETS=${DATASETS:-"clipart=$DEMO fashion-mnist=runs/data/fashion-mnist"}
 
