@@ -1,8 +1,12 @@
-"""Copy a benchmark's finished cells (their small files) and results.csv from its run folder into
-the committed folder, then rebuild the summaries and figures there; the weights (*.pt) stay.
+"""Copy a benchmark's finished cells (their small files) from its run folder into the committed
+folder, then write results.csv and rebuild the summaries and figures there; the weights (*.pt)
+stay. The cells train beside each other and are not timed: where OUT/latency.json exists
+(measure_latency.sh, one measurement per method on an idle machine), each method's median
+batch-1 latency fills its rows' cpu_ms.
 
     python docs/results/benchmark/collect.py RUNS OUT
 """
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +28,11 @@ def main(runs: str, out: str) -> None:
     if (runs / "benchmark.json").exists():
         shutil.copy2(runs / "benchmark.json", out / "benchmark.json")
     rows = collect_rows(out)
+    if (out / "latency.json").exists():
+        latency = json.loads((out / "latency.json").read_text())
+        for row in rows:
+            if row["method"] in latency:
+                row["cpu_ms"] = latency[row["method"]]["median_ms"]
     if rows:
         write_results(out, rows)
         build_report(out, rows)

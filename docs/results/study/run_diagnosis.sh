@@ -31,3 +31,4 @@ queue() {  # NAME=FOLDER
 }
 for d in $DATASETS; do queue "$d" & done
 wait
+.venv/bin/python docs/results/study/summarize.py "$OUT"

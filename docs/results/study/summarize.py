@@ -1,4 +1,5 @@
-"""Summarise the diagnosis runs (run_diagnosis.sh): figure curves.png and summary.md.
+"""Summarise the diagnosis runs (run_diagnosis.sh): figure curves.png and summary.md, in FOLDER
+(default: this folder): ``python docs/results/study/summarize.py [FOLDER]``.
 
 Per dataset and method: final test error of the averaged (final) model, the raw weights'
 error at the end, the mean branch error, the ensemble gain and the branch disagreement, and the
@@ -7,6 +8,7 @@ average is within 1 point of the best one)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from rrrnet.io import atomic_write, read_csv
@@ -25,9 +27,9 @@ def plateau_epoch(epochs: list[int], errors: list[float], tolerance: float = 0.0
     return next(e for e, v in zip(epochs, s) if v <= best + tolerance)
 
 
-def runs() -> dict[tuple[str, str], list[dict]]:
+def runs(folder: Path = HERE) -> dict[tuple[str, str], list[dict]]:
     out = {}
-    for history in sorted(HERE.glob("*/*/history.csv")):
+    for history in sorted(folder.glob("*/*/history.csv")):
         out[(history.parent.parent.name, history.parent.name)] = \
             [r for r in read_csv(history) if r.get("test_error") is not None]
     return out
@@ -71,14 +73,14 @@ def figure(data: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    data = runs()
+def main(folder: Path = HERE) -> None:
+    data = runs(folder)
     lines = ["| dataset | method | final error (averaged) | raw error, last epoch | "
              "best raw error (epoch) | raw error stops improving | mean branch error, last | "
              "ensemble gain, last / mean of last 5 evals | disagreement, last |",
              "|---|---|---|---|---|---|---|---|---|"]
     for (dataset, method), rows in sorted(data.items()):
-        metrics = json.loads((HERE / dataset / method / "metrics.json").read_text())
+        metrics = json.loads((folder / dataset / method / "metrics.json").read_text())
         epochs, errors = [r["epoch"] for r in rows], [r["test_error"] for r in rows]
         best = min(range(len(rows)), key=lambda i: errors[i])
         last5 = rows[-5:]
@@ -88,10 +90,10 @@ def main() -> None:
             f"{errors[best]:.1%} ({epochs[best]}) | {plateau_epoch(epochs, errors)} | "
             f"{rows[-1]['test_mean_branch_error']:.1%} | {rows[-1]['test_gain']:+.1%} / "
             f"{gain:+.1%} | {rows[-1]['test_disagreement']:.1%} |")
-    atomic_write(HERE / "summary.md", lambda f: f.write("\n".join(lines) + "\n"), mode="w")
-    figure(data, HERE / "curves.png")
+    atomic_write(folder / "summary.md", lambda f: f.write("\n".join(lines) + "\n"), mode="w")
+    figure(data, folder / "curves.png")
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
