@@ -204,6 +204,17 @@ def test_report_only_needs_results(tmp_path, capsys):
     assert main(["benchmark", "--quiet"]) == 2  # neither datasets nor --report-only
 
 
+def test_eval_every_reaches_the_cells_and_is_checked(tmp_path, capsys):
+    data = make_meta_album(tmp_path / "shapes", classes=2, per_class=6)
+    cells = bench.plan_cells([data], tmp_path / "out", tiny_options())
+    assert {c.recipe.eval_every for c in cells} == {0}  # the default: only the final model
+    cells = bench.plan_cells([data], tmp_path / "out", tiny_options(eval_every=5))
+    assert {c.recipe.eval_every for c in cells} == {5}
+    assert main(["benchmark", str(data), "--out", str(tmp_path / "out"), "--eval-every", "-1",
+                 "--quiet"]) == 2
+    assert "--eval-every must be 0" in capsys.readouterr().err
+
+
 def test_one_method_one_dataset_still_reports(tmp_path):
     rows = [r for r in synthetic_rows(datasets=1, seeds=2) if r["method"] == "E"]
     files = bench.build_report(tmp_path, rows)

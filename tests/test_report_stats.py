@@ -63,6 +63,14 @@ def test_wilcoxon_one_positive_difference_of_rank_one():
     result = wilcoxon_less(reference, other)
     assert result["statistic"] == pytest.approx(1.0)
     assert result["p_value"] == pytest.approx(2 / 32)
+    # The other direction ("other" is the lower one): P(T+ >= 1) = 1 - P(T+ = 0) = 31/32.
+    assert result["p_value_greater"] == pytest.approx(31 / 32)
+    # Mean paired difference (reference - other) with its 95% t-interval (t_0.975,4 = 2.776).
+    diff = np.array(reference) - np.array(other)
+    half = 2.7764451 * diff.std(ddof=1) / np.sqrt(5)
+    assert result["mean_difference"] == pytest.approx(diff.mean())
+    assert (result["difference_low"], result["difference_high"]) == pytest.approx(
+        (diff.mean() - half, diff.mean() + half), rel=1e-6)
 
 
 def test_wilcoxon_without_any_difference_has_no_p_value():
@@ -83,6 +91,9 @@ def test_wilcoxon_against_pairs_seed_means_per_dataset():
     assert tests["C"]["n"] == 5 and tests["C"]["p_value"] == pytest.approx(1 / 32)
     # E worse on all 4 pairs: T+ = 1+2+3+4 = 10, the maximum; P(T+ <= 10) = 1.
     assert tests["D"]["n"] == 4 and tests["D"]["p_value"] == pytest.approx(1.0)
+    # ... and D better on all 4: the other direction's exact p is 1/16.
+    assert tests["D"]["p_value_greater"] == pytest.approx(1 / 16)
+    assert tests["D"]["mean_difference"] == pytest.approx(0.025)   # (1+2+3+4)/4 points
 
 
 def test_error_matrix_keeps_complete_datasets_and_seed_means():

@@ -424,18 +424,26 @@ def summary_markdown(methods: list[dict[str, Any]], per_dataset: list[dict[str, 
                      tests: dict[str, dict[str, Any]], reference: str) -> str:
     lines = ["# Benchmark summary", "",
              "Error: per dataset the mean over seeds; per method the mean and median of those "
-             "over datasets. p: one-tailed Wilcoxon signed-rank test that "
-             f"[{reference}] has the lower error, paired per dataset.", "",
+             f"over datasets. {reference} - method: the mean over datasets of the paired "
+             "difference in error, with its 95% t-interval. p: one-tailed Wilcoxon signed-rank "
+             f"tests, paired per dataset (n datasets), that [{reference}] has the lower error "
+             f"and that the method has.", "",
              "| method | datasets | mean error | median error | params | MACs | CPU ms | GPU ms "
-             f"| p ({reference} < method) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"| {reference} - method (95% interval) | p ({reference} < method) "
+             f"| p (method < {reference}) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in methods:
         test = tests.get(m["method"])
         p = "" if test is None else f"{_fmt(test['p_value'], '.3g')} (n={test['n']})"
+        p_other = "" if test is None else f"{_fmt(test['p_value_greater'], '.3g')}"
+        diff = "" if test is None else (
+            f"{_fmt(100 * test['mean_difference'], '+.1f')} "
+            f"[{_fmt(100 * test['difference_low'], '+.1f')}, "
+            f"{_fmt(100 * test['difference_high'], '+.1f')}] pts")
         lines.append(f"| {m['method']} | {m['datasets']} | {_fmt(m['mean_error'], '.1%')} | "
                      f"{_fmt(m['median_error'], '.1%')} | {_fmt(m['params'] / 1e6, '.2f')} M | "
                      f"{_fmt(m['macs'] / 1e9, '.3f')} G | {_fmt(m['cpu_ms'], '.1f')} | "
-                     f"{_fmt(m['gpu_ms'], '.2f')} | {p} |")
+                     f"{_fmt(m['gpu_ms'], '.2f')} | {diff} | {p} | {p_other} |")
     lines += ["", "## Per dataset (mean over seeds, 95% t-interval)", "",
               "| dataset | method | seeds | error | 95% interval |", "|---|---|---|---|---|"]
     for r in per_dataset:

@@ -89,18 +89,25 @@ def error_matrix(rows: Sequence[dict[str, Any]], key: str = "error",
 
 
 def wilcoxon_less(reference: Sequence[float], other: Sequence[float]) -> dict[str, Any]:
-    """One-tailed Wilcoxon signed-rank test that ``reference`` is lower than ``other`` (paired).
+    """One-tailed Wilcoxon signed-rank test that ``reference`` is lower than ``other`` (paired):
+    ``p_value``; ``p_value_greater`` tests the other direction (``other`` lower). Also the mean
+    paired difference ``reference - other`` with its 95% t-interval (NaN for one pair).
 
     Zero differences are dropped (SciPy's ``zero_method="wilcox"``); with no non-zero difference
-    there is nothing to test and the p-value is NaN.
+    there is nothing to test and the p-values are NaN.
     """
     diff = np.asarray(reference, dtype=float) - np.asarray(other, dtype=float)
     nonzero = int(np.count_nonzero(diff))
+    mean, low, high = mean_ci(diff) if len(diff) else (math.nan,) * 3
+    found = {"n": len(diff), "nonzero": nonzero, "mean_difference": mean,
+             "difference_low": low if len(diff) > 1 else math.nan,
+             "difference_high": high if len(diff) > 1 else math.nan}
     if nonzero == 0:
-        return {"n": len(diff), "nonzero": 0, "statistic": math.nan, "p_value": math.nan}
+        return {**found, "statistic": math.nan, "p_value": math.nan, "p_value_greater": math.nan}
     result = stats.wilcoxon(diff, alternative="less")
-    return {"n": len(diff), "nonzero": nonzero, "statistic": float(result.statistic),
-            "p_value": float(result.pvalue)}
+    greater = stats.wilcoxon(diff, alternative="greater")  # the other direction: other is lower
+    return {**found, "statistic": float(result.statistic), "p_value": float(result.pvalue),
+            "p_value_greater": float(greater.pvalue)}
 
 
 def wilcoxon_against(rows: Sequence[dict[str, Any]], reference: str = "E",
@@ -118,7 +125,9 @@ def wilcoxon_against(rows: Sequence[dict[str, Any]], reference: str = "E",
             ref, oth = zip(*pairs)
             out[method] = wilcoxon_less(ref, oth)
         else:
-            out[method] = {"n": 0, "nonzero": 0, "statistic": math.nan, "p_value": math.nan}
+            out[method] = {"n": 0, "nonzero": 0, "statistic": math.nan, "p_value": math.nan,
+                           "p_value_greater": math.nan, "mean_difference": math.nan,
+                           "difference_low": math.nan, "difference_high": math.nan}
     return out
 
 
@@ -142,6 +151,10 @@ def method_summary(rows: Sequence[dict[str, Any]], reference: str = "E",
         test = tests.get(method, {})
         row.update({f"wilcoxon_{reference}_less_n": test.get("n", math.nan),
                     f"wilcoxon_{reference}_less_statistic": test.get("statistic", math.nan),
-                    f"wilcoxon_{reference}_less_p": test.get("p_value", math.nan)})
+                    f"wilcoxon_{reference}_less_p": test.get("p_value", math.nan),
+                    f"wilcoxon_{reference}_greater_p": test.get("p_value_greater", math.nan),
+                    f"{reference}_minus_mean": test.get("mean_difference", math.nan),
+                    f"{reference}_minus_low": test.get("difference_low", math.nan),
+                    f"{reference}_minus_high": test.get("difference_high", math.nan)})
         out.append(row)
     return out
