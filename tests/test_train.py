@@ -218,6 +218,24 @@ def test_evaluating_in_the_history_changes_no_weight(tiny_data, tmp_path):
     assert resumed.metrics["error"] == scored.metrics["error"]
 
 
+def test_history_evaluates_on_stump_features_computed_once(tiny_data, tmp_path, monkeypatch):
+    """Behind the frozen stump the evaluation images' features are computed once; the history
+    is the one of running the stump at every evaluation (the memory cap at 0 forces that)."""
+    from rrrnet import train as train_module
+    real_cache, cached = train_module.feature_cache, []
+    monkeypatch.setattr(train_module, "feature_cache", lambda *a, **kw: cached.append(
+        real_cache(*a, **kw)) or cached[-1])
+    once = fit(tiny_data, tmp_path / "once", TINY_MODEL, TINY_RECIPE, progress=False)
+    assert len(cached) == 1 and len(cached[0]) == len(tiny_data.load().test)  # one pass
+    monkeypatch.setattr(train_module, "EVAL_CACHE_BYTES", 0)
+    every = fit(tiny_data, tmp_path / "every", TINY_MODEL, TINY_RECIPE, progress=False)
+    columns = [k for k in once.history[-1] if k.startswith("test_")]
+    assert "test_error_ema" in columns and "test_error_b1" in columns
+    for a, b in zip(once.history, every.history):
+        assert {k: a.get(k) for k in columns} == pytest.approx({k: b.get(k) for k in columns})
+    assert cached[-1] is None  # over the cap: the stump ran at every evaluation
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_data, tmp_path):
     script = Path(sys.executable).parent / "rrrnet"

@@ -66,6 +66,9 @@ from .rundir import (Comparison, clear_run, load_checkpoint, locked, prepare_run
                      read_run, record, save_checkpoint, write_history)
 
 _WARM_UP_EPOCH = 10**6  # the stump warm-up's draws: a stream no training epoch uses
+# The evaluation images' stump features are kept in memory up to this size (e.g. 400 images of
+# ResNet_1.1.1.1 at 128 px: 200 MiB); beyond it the stump runs at every evaluation.
+EVAL_CACHE_BYTES = 1 << 30
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,15 +252,21 @@ def with_folded_stump(model: BranchedResNet, channels_last: bool) -> BranchedRes
 
 
 def feature_cache(model: BranchedResNet, loader: DataLoader, device: torch.device,
-                  progress: bool = False, desc: str = "stump features") -> TensorDataset:
+                  progress: bool = False, desc: str = "stump features",
+                  max_bytes: int | None = None) -> TensorDataset | None:
     """Stump outputs of every image once: with a frozen stump and no augmentation the branches can
-    train on these instead of images (e.g. last-layer fine-tuning of a full backbone)."""
-    xs, ys = [], []
+    train on these instead of images (e.g. last-layer fine-tuning of a full backbone), and the
+    evaluation images need their stump only once. ``max_bytes``: give up (None) once the
+    features would hold more memory than that."""
+    xs, ys, held = [], [], 0
     model.eval()
     with torch.no_grad():
         for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
             xs.append(model.stump(_to_device(x, device)).cpu())
             ys.append(y)
+            held += xs[-1].numel() * xs[-1].element_size()
+            if max_bytes is not None and held > max_bytes:
+                return None
     return TensorDataset(torch.cat(xs), torch.cat(ys))
 
 
@@ -440,10 +449,14 @@ def train(model: BranchedResNet, train_data: Dataset | Iterable, recipe: Recipe 
     if cached:
         data.train_set = feature_cache(fast, _loader(data.train_set, recipe.batch_size * 2, False),
                                        device, progress, "stump features (train)")
-        if eval_loader is not None:
-            eval_loader = _loader(feature_cache(fast, eval_loader, device, progress,
-                                                "stump features (eval)"),
-                                  recipe.batch_size * 2, False)
+    # The evaluation images are never augmented: behind a frozen stump their features are the
+    # same at every evaluation, so they are computed once where they fit in EVAL_CACHE_BYTES.
+    eval_cached = False
+    if eval_loader is not None and recipe.eval_every and model.freeze_stump:
+        features = feature_cache(fast, eval_loader, device, progress, "stump features (eval)",
+                                 max_bytes=None if cached else EVAL_CACHE_BYTES)
+        if features is not None:
+            eval_loader, eval_cached = _loader(features, recipe.batch_size * 2, False), True
     sample_weights = None
     if recipe.ensemble == "bagging":
         sample_weights = bootstrap_weights(len(data.train_set), model.num_branches,
@@ -466,7 +479,7 @@ def train(model: BranchedResNet, train_data: Dataset | Iterable, recipe: Recipe 
         if trajectory is not None:
             row.update(lr=lr_of(optimizer), snapshots=len(trajectory.snapshots))
         if eval_loader is not None and recipe.eval_every and (epoch + 1) % recipe.eval_every == 0:
-            row.update(_evaluated(model, forward, state.ema, eval_loader, device, cached,
+            row.update(_evaluated(model, fast, state.ema, eval_loader, device, eval_cached,
                                   eval_prefix))
         row["seconds"] = round(time.perf_counter() - started, 3)
         state.history.append(row)
@@ -499,9 +512,11 @@ def _final_weights(full: BranchedResNet, state: TrainState) -> BranchedResNet:
     return full.to(memory_format=torch.contiguous_format)
 
 
-def _evaluated(model: BranchedResNet, forward, ema: AveragedModel | None, loader, device,
-               cached: bool, prefix: str) -> dict[str, Any]:
-    """The history's evaluation columns: raw weights, and the averaged ones while averaging."""
+def _evaluated(model: BranchedResNet, fast: BranchedResNet, ema: AveragedModel | None, loader,
+               device, cached: bool, prefix: str) -> dict[str, Any]:
+    """The history's evaluation columns: raw weights, and the averaged ones while averaging.
+    ``fast``: the model with its stump folded; ``cached``: ``loader`` holds stump features."""
+    forward = model.branches if cached else fast
     row = {f"{prefix}_{k}": v for k, v in error_summary(model, loader, device, forward).items()}
     if ema is not None:
         if not model.freeze_stump:
@@ -509,7 +524,7 @@ def _evaluated(model: BranchedResNet, forward, ema: AveragedModel | None, loader
         elif cached:
             averaged = ema.module  # the branches on cached stump features
         else:
-            averaged = BranchedResNet(forward.stump, ema.module, model.plan, model.block,
+            averaged = BranchedResNet(fast.stump, ema.module, model.plan, model.block,
                                       freeze_stump=True)
         row[f"{prefix}_error_ema"] = error_summary(averaged, loader, device)["error"]
     return row
