@@ -268,6 +268,23 @@ def check_per_class(per_class: int, most: int | None = None, what: str = "") -> 
     return int(per_class)
 
 
+def draw_per_class(labels: np.ndarray, num_classes: int, per_class: int, seed: int,
+                   what: str) -> list[tuple[int, int]]:
+    """``(index, class)`` of ``per_class`` items of each class ``0..num_classes-1`` drawn without
+    replacement with ``numpy.random.default_rng(seed)``, class by class; ``what`` names the
+    source in the error raised when a class is short."""
+    per_class = check_per_class(per_class)
+    rng = np.random.default_rng(seed)
+    picks = []
+    for c in range(num_classes):
+        pool = np.flatnonzero(labels == c)
+        if len(pool) < per_class:
+            raise DataError(f"{what} has {len(pool)} images of class {c}, fewer than "
+                            f"per_class={per_class}")
+        picks += [(int(i), c) for i in rng.choice(pool, size=per_class, replace=False)]
+    return picks
+
+
 def upscale_gray(pixels: np.ndarray) -> Image.Image:
     """A small uint8 grey image (MNIST's 28x28, UCI digits' 8x8), bicubic-upscaled to 128x128
     and made RGB."""

@@ -11,7 +11,8 @@ import numpy as np
 from PIL import Image
 
 from ...errors import DataError
-from ..meta_album import DEFAULT_PER_CLASS, check_per_class, upscale_gray, write_meta_album
+from ..meta_album import (DEFAULT_PER_CLASS, check_per_class, draw_per_class, upscale_gray,
+                          write_meta_album)
 
 DIGITS_CLASSES = tuple(f"digit_{d}" for d in range(10))
 DIGITS_LICENSE = ("CC BY 4.0 (UCI Optical Recognition of Handwritten Digits, E. Alpaydin and "
@@ -70,14 +71,7 @@ def convert_digits(out_dir: str | os.PathLike, per_class: int = DEFAULT_PER_CLAS
         x, y = _load_sklearn_digits()
         origin = "sklearn.datasets.load_digits() (1797 UCI digits, 43 writers)"
     per_class = check_per_class(per_class)
-    rng = np.random.default_rng(seed)
-    picks = []
-    for d in range(10):
-        pool = np.flatnonzero(y == d)
-        if len(pool) < per_class:
-            raise DataError(f"the digits source has {len(pool)} images of digit {d}, fewer than "
-                            f"per_class={per_class}")
-        picks += [(i, d) for i in rng.choice(pool, size=per_class, replace=False)]
+    picks = draw_per_class(y, 10, per_class, seed, "the digits source")
 
     def items() -> Iterator[tuple[Image.Image, str]]:
         for i, d in picks:

