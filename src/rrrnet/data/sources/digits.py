@@ -11,25 +11,13 @@ import numpy as np
 from PIL import Image
 
 from ...errors import DataError
-from ..meta_album import (DEFAULT_PER_CLASS, check_per_class, draw_per_class, upscale_gray,
-                          write_meta_album)
+from ..meta_album import (DEFAULT_PER_CLASS, check_per_class, draw_per_class, read_pixel_csv,
+                          upscale_gray, write_meta_album)
 
 DIGITS_CLASSES = tuple(f"digit_{d}" for d in range(10))
 DIGITS_LICENSE = ("CC BY 4.0 (UCI Optical Recognition of Handwritten Digits, E. Alpaydin and "
                   "C. Kaynak, 1998)")
 DIGITS_LEVELS = 16          # pixel values are counts 0..16 (on pixels of a 4x4 block of 32x32)
-
-
-def _load_digits_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's ``digits.csv.gz`` format: rows of 64 pixel values (0..16) and the label."""
-    try:
-        table = np.loadtxt(path, delimiter=",", dtype=np.float64)
-    except (OSError, ValueError) as e:
-        raise DataError(f"cannot read digits CSV {path}: {e}") from e
-    if table.ndim != 2 or table.shape[1] != 65:
-        raise DataError(f"{path}: expected rows of 64 pixels (0..16) and a label, got shape "
-                        f"{table.shape}")
-    return table[:, :-1], table[:, -1].astype(np.int64)
 
 
 def _load_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +53,7 @@ def convert_digits(out_dir: str | os.PathLike, per_class: int = DEFAULT_PER_CLAS
         path = Path(source).expanduser()
         if not path.is_file():
             raise DataError(f"digits CSV not found at {path}")
-        x, y = _load_digits_csv(path)
+        x, y = read_pixel_csv(path, 64, "digits (values 0..16)")
         origin = str(path)
     else:
         x, y = _load_sklearn_digits()

@@ -10,8 +10,8 @@ import numpy as np
 from PIL import Image
 
 from ...errors import DataError
-from ..meta_album import (DEFAULT_PER_CLASS, check_per_class, draw_per_class, upscale_gray,
-                          write_meta_album)
+from ..meta_album import (DEFAULT_PER_CLASS, check_per_class, draw_per_class, read_pixel_csv,
+                          upscale_gray, write_meta_album)
 
 
 # --------------------------------------------------------------------------------------------
@@ -19,16 +19,6 @@ from ..meta_album import (DEFAULT_PER_CLASS, check_per_class, draw_per_class, up
 # --------------------------------------------------------------------------------------------
 
 MNIST_CLASSES = tuple(f"digit_{d}" for d in range(10))
-
-
-def _load_mnist_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        table = np.loadtxt(path, delimiter=",", dtype=np.float64)
-    except (OSError, ValueError) as e:
-        raise DataError(f"cannot read MNIST CSV {path}: {e}") from e
-    if table.ndim != 2 or table.shape[1] != 785:
-        raise DataError(f"{path}: expected rows of 784 pixels and a label, got shape {table.shape}")
-    return table[:, :-1], table[:, -1].astype(np.int64)
 
 
 def convert_mnist(out_dir: str | os.PathLike, per_class: int = DEFAULT_PER_CLASS, seed: int = 0,
@@ -43,7 +33,7 @@ def convert_mnist(out_dir: str | os.PathLike, per_class: int = DEFAULT_PER_CLASS
         path = Path(source).expanduser()
         if not path.is_file():
             raise DataError(f"MNIST CSV not found at {path}")
-        x, y = _load_mnist_csv(path)
+        x, y = read_pixel_csv(path, 784, "MNIST")
         origin = str(path)
     else:
         try:
