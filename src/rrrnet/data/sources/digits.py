@@ -25,7 +25,8 @@ def _load_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
         from sklearn.datasets import load_digits
     except ImportError as e:
         raise DataError("the digits converter needs scikit-learn (its wheel holds the 1797 UCI "
-                        "digits): pip install scikit-learn, or give a CSV with --source PATH") from e
+                        "digits): pip install scikit-learn, or give a CSV with --source "
+                        "PATH") from e
     try:
         bunch = load_digits()
     except OSError as e:
