@@ -68,22 +68,26 @@ def summary(table: list[dict]) -> list[dict]:
 
 
 def figure(table: list[dict], path: Path) -> None:
+    """Each variant's validation error minus the default E's (paired by dataset and seed), with
+    its 95% t-interval where there are two pairs or more."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    e = [s for s in table if s["method"] == "E"]
-    default = next((s["val_error"] for s in e if s["variant"] == "default"), None)
-    fig, ax = plt.subplots(figsize=(9, 0.35 * len(e) + 1.4))
-    for i, s in enumerate(e):
-        ax.errorbar(s["val_error"] * 100, i, xerr=None if s["seeds"] < 2 else
-                    [[(s["val_error"] - s["val_low"]) * 100], [(s["val_high"] - s["val_error"]) * 100]],
-                    fmt="o", color="C0" if s["variant"] != "default" else "C3")
-    if default is not None:
-        ax.axvline(default * 100, color="C3", lw=0.8, ls="--")
-    ax.set_yticks(range(len(e)), [f"{s['setting']}: {s['value']} ({s['dataset']}, n={s['seeds']})"
-                                  for s in e], fontsize=8)
+    shown = [s for s in table if s["pairs"] and not (s["variant"] == "default" and
+                                                      s["method"] == "E")]
+    fig, ax = plt.subplots(figsize=(10, 0.35 * len(shown) + 1.4))
+    for i, s in enumerate(shown):
+        diff = s["val_minus_default_e"] * 100
+        error = None if s["pairs"] < 2 else [[diff - s["diff_low"] * 100],
+                                              [s["diff_high"] * 100 - diff]]
+        ax.errorbar(diff, i, xerr=error, fmt="o", color="C0" if s["method"] == "E" else "C2")
+    ax.axvline(0, color="C3", lw=0.8, ls="--")
+    ax.set_yticks(range(len(shown)), [f"{s['method']}, {s['setting']}: {s['value']} "
+                                      f"({s['dataset']}, n={s['pairs']})" for s in shown],
+                  fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("validation error of E (%): mean, 95% t-interval over seeds")
+    ax.set_xlabel("validation error minus the default E's, points (paired by dataset and seed; "
+                  "95% t-interval)", fontsize=8)
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
