@@ -185,6 +185,22 @@ def test_a_damaged_checkpoint_or_stump_is_refused_on_resume(data, tmp_path):
             fit(spec, out, TINY_MODEL, TINY_RECIPE, progress=False, resume=True)
 
 
+def test_a_run_killed_before_its_first_epoch_ended_starts_again_on_resume(data, tmp_path):
+    """A benchmark cell killed while its first epoch trained leaves config and manifest (and the
+    stump) but no checkpoint: --resume starts it again; one with history rows is still refused."""
+    spec = DataSpec(str(data), train=6, test=6)
+    out = tmp_path / "run"
+    fit(spec, out, TINY_MODEL, TINY_RECIPE, progress=False, stop_after=1)
+    (out / "checkpoint.pt").unlink()
+    with pytest.raises(RunError, match="no checkpoint.pt to resume from"):
+        fit(spec, out, TINY_MODEL, TINY_RECIPE, progress=False, resume=True)
+    history = out / "history.csv"
+    history.write_text(history.read_text().splitlines()[0] + "\n")  # the header only
+    result = fit(spec, out, TINY_MODEL, TINY_RECIPE, progress=False, resume=True)
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert (out / "metrics.json").exists()
+
+
 def test_divergence_exits_2_and_keeps_the_last_finite_checkpoint(data, tmp_path, capsys):
     code, _, err = cli(capsys, "fit", data, "--out", tmp_path / "run", "--epochs", "3",
                        *TINY_ARGS, "--lr", "1e12")

@@ -266,9 +266,21 @@ def prepare_run(out: Path, config: dict[str, Any], resume: bool, overwrite: bool
             raise RunError(f"{out} holds a run of another configuration; --resume needs the same "
                            f"options. Differences: {differences}")
     if not (out / "checkpoint.pt").exists() and not finished:
+        if _never_trained(out):   # stopped before its first epoch ended: nothing to lose
+            return False
         raise RunError(f"{out} has no checkpoint.pt to resume from; use --overwrite to start again")
     remove_orphans(out)
     return True
+
+
+def _never_trained(out: Path) -> bool:
+    """True when ``out`` holds only what a run writes before its first epoch ends (its
+    configuration, manifest and frozen stump; a history without rows): a run interrupted then
+    is started again on --resume instead of being refused."""
+    if any((out / name).exists() for name in ("checkpoint.pt", "model.pt", "metrics.json")):
+        return False
+    history = out / "history.csv"
+    return not history.exists() or len(history.read_text().strip().splitlines()) <= 1
 
 
 def read_config(run: str | os.PathLike) -> dict[str, Any]:
