@@ -9,7 +9,8 @@
 #   WEIGHTS=astra-ct (default) | imagenet | FILE    EPOCHS=60 (the budget of docs/results/study)
 #   DATASETS="path ..." (default: the ICDAR-micro stand-in and openclipart-extra, written by
 #   rrrnet data if missing; neither is in the benchmark)
-#   SEEDS="0 1 2"  REST_SEEDS="0"  QUEUES=2 (1: one thread in all, e.g. beside the benchmark)
+#   SEEDS="0 1 2"  REST_SEEDS="0" (an empty list runs none)  QUEUES=2 (1: one thread in all,
+#   e.g. beside the benchmark)
 #   RUNS: where the run folders go (default ~/rrrnet-runs/ablation[-<weights>], outside the
 #   work tree); OUT: the results folder (default docs/results/ablation[-<weights>])
 set -euo pipefail
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/../../.."
 RRRNET=${RRRNET:-.venv/bin/rrrnet}
 WEIGHTS=${WEIGHTS:-astra-ct}
 EPOCHS=${EPOCHS:-60}
-SEEDS=${SEEDS:-"0 1 2"}
+SEEDS=${SEEDS-"0 1 2"}
 if [ "$WEIGHTS" = astra-ct ]; then tag=""; else tag="-$(basename "$WEIGHTS" | tr -c 'A-Za-z0-9._\n-' _)"; fi
 RUNS=${RUNS:-$HOME/rrrnet-runs/ablation$tag}
 HERE=docs/results/ablation                # the variants' configuration files
@@ -50,7 +51,7 @@ REST=(
   "branches-16|E|--config $HERE/configs/branches-16.json"
 )
 QUEUES=${QUEUES:-2}
-REST_SEEDS=${REST_SEEDS:-0}
+REST_SEEDS=${REST_SEEDS-0}
 
 cell() {  # variant dataset seed
     IFS='|' read -r name methods options <<< "$1"
