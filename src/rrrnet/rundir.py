@@ -274,11 +274,9 @@ def prepare_run(out: Path, config: dict[str, Any], resume: bool, overwrite: bool
 
 
 def _never_trained(out: Path) -> bool:
-    """True when ``out`` holds only what a run writes before its first epoch ends (its
-    configuration, manifest and frozen stump; a history without rows): a run interrupted then
-    is started again on --resume instead of being refused."""
-    if any((out / name).exists() for name in ("checkpoint.pt", "model.pt", "metrics.json")):
-        return False
+    """For a run folder without checkpoint or metrics: True when its history has no epoch row,
+    i.e. it holds only what a run writes before its first epoch ends (configuration, manifest,
+    frozen stump); such a run is started again on --resume instead of being refused."""
     history = out / "history.csv"
     return not history.exists() or len(history.read_text().strip().splitlines()) <= 1
 
