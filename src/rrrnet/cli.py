@@ -123,6 +123,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def add_recipe_args(parser: argparse.ArgumentParser) -> None:
+    from .options import PRECISIONS
     from .recipe import BRANCH_VIEWS, ENSEMBLES, Recipe
     d = Recipe()
     g = parser.add_argument_group("training recipe (defaults: the paper's)")
@@ -152,6 +153,10 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
                         "every N epochs (0: only at the end)")
     g.add_argument("--num-workers", type=int, default=d.num_workers, help="data loader workers")
     g.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    g.add_argument("--precision", default=d.precision, choices=PRECISIONS,
+                   help="autocast of the training steps: bf16 on CPUs with native bf16, fp16 "
+                        "(with a grad scaler) on CUDA, auto the fastest supported one "
+                        f"(default: {d.precision})")
     e = parser.add_argument_group("ensemble training (rrrnet.ensembles)")
     e.add_argument("--ensemble", default=d.ensemble, choices=ENSEMBLES,
                    help="naive: each branch its own loss (the paper's); bagging: each branch its "

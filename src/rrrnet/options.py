@@ -43,6 +43,9 @@ BENCHMARK_LATENCY_THREADS = 2                 # fixed, so methods compare
 BENCHMARK_REFERENCE = "E"
 DEFAULT_MAX_EPOCHS = 300                      # tuning: the paper's budget
 
+# training
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")   # rrrnet.precision
+
 # deployment
 DEPLOY_DEFAULTS = {"fold_bn": True, "subsample": True, "channels_last": True, "compile": False}
 EXPORT_FORMATS = ("torchscript", "onnx")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
-from .options import DEFAULT_MAX_EPOCHS
+from .options import DEFAULT_MAX_EPOCHS, PRECISIONS
 
 BRANCH_VIEWS = ("shared", "independent")
 ENSEMBLES = ("naive", "bagging", "snapshot", "fge")
@@ -25,6 +25,14 @@ HISTORY_ONLY = ("device", "num_workers", "eval_every")
 DROPOUT_METHOD = "D"                         # the method whose dropout rate is tuned
 # Old spellings of recipe options, still read from configuration files and run folders.
 RENAMED = {"warm_stem_epochs": "warm_stump_epochs"}
+# What runs written before an option existed did, whatever its default is now: a run folder's or
+# benchmark cell's configuration without the option is read with this value.
+BEFORE_OPTION = {"precision": "fp32"}
+
+
+def with_added_options(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A saved recipe (a run's or a cell's) with the options it predates filled in as it ran."""
+    return {**BEFORE_OPTION, **renamed(recipe)}
 
 
 def renamed(options: dict[str, Any]) -> dict[str, Any]:
@@ -55,12 +63,15 @@ class Recipe:
     fge_cycle_epochs: int = 4         # FGE: epochs per cycle (Garipov et al.: 2 to 4)
     fge_lr_high: float = 0.5          # FGE: cycle's highest rate, times lr
     fge_lr_low: float = 0.005         # FGE: cycle's lowest rate (where models are collected), times lr
+    precision: str = "fp32"           # fp32 | bf16 | fp16 | auto: autocast of training steps
 
     def __post_init__(self):
         if self.branch_views not in BRANCH_VIEWS:
             raise ConfigError(f"branch_views must be shared or independent, got {self.branch_views!r}")
         if self.ensemble not in ENSEMBLES:
             raise ConfigError(f"ensemble must be one of {', '.join(ENSEMBLES)}, got {self.ensemble!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.fge_cycle_epochs < 1:
             raise ConfigError(f"fge_cycle_epochs must be at least 1, got {self.fge_cycle_epochs}")
         if not 0 < self.fge_lr_low <= self.fge_lr_high:

@@ -60,7 +60,8 @@ from .fold import frozen_copy
 from .io import derive_seed, resolve_device, write_json
 from .model import ModelConfig, blank, build, load, save
 from .recycle import BranchedResNet
-from .recipe import (BRANCH_VIEWS, HISTORY_ONLY, RENAMED, DataSpec,  # noqa: F401 (re-exported)
+from .precision import Precision, resolve_precision
+from .recipe import (BEFORE_OPTION, BRANCH_VIEWS, HISTORY_ONLY, RENAMED, DataSpec,  # noqa: F401 (re-exported)
                      Recipe)
 from .rundir import (Comparison, clear_run, load_checkpoint, locked, prepare_run, read_config,
                      read_run, record, save_checkpoint, write_history)
@@ -199,7 +200,8 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def train_epoch(model: BranchedResNet, loader: Iterable, optimizer, ema, device: torch.device,
                 progress: bool, desc: str, forward=None, sample_weights: torch.Tensor | None = None,
-                after_step: Callable[[], None] | None = None) -> dict[str, float]:
+                after_step: Callable[[], None] | None = None,
+                precision: Precision | None = None) -> dict[str, float]:
     """One pass over ``loader``; ``forward`` replaces ``model`` (e.g. ``model.branches`` on
     cached stump features). ``sample_weights`` ``[b, images]`` (bagging): the loader yields
     ``(x, y, index)`` and each branch's loss is weighted by its row. ``after_step`` runs after
@@ -207,10 +209,13 @@ def train_epoch(model: BranchedResNet, loader: Iterable, optimizer, ema, device:
     raises :class:`TrainingDiverged` before the optimiser step."""
     model.train()
     forward = forward or model
+    precision = precision or Precision("fp32", device.type)
+    scaler = precision.scaler()
     total_loss, seen, wrong, branch_wrong, logits = 0.0, 0, 0, None, None
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
         x, y = _to_device(batch[0], device), batch[1].to(device, non_blocking=True)
-        logits = forward(x)
+        with precision.autocast():
+            logits = forward(x).float()
         weights = None if sample_weights is None else sample_weights[:, batch[2].to(device)]
         loss = branch_loss(logits, y, weights)
         if not torch.isfinite(loss):
@@ -219,8 +224,13 @@ def train_epoch(model: BranchedResNet, loader: Iterable, optimizer, ema, device:
                 f"({lr_of(optimizer):g}) is probably too high for this model, or the inputs hold "
                 f"NaN/inf values. Lower --lr and start again with --overwrite")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         if ema is not None:
             ema.update_parameters(averaged_part(model))
         if after_step is not None:
@@ -408,6 +418,7 @@ def train(model: BranchedResNet, train_data: Dataset | Iterable, recipe: Recipe 
                           f"{type(model).__name__}")
     check_ensemble(recipe.ensemble, model.freeze_stump)
     device = resolve_device(recipe.device if device is None else device)
+    precision = resolve_precision(recipe.precision, device)
     started = time.perf_counter()
     full = model
     trajectory_run = recipe.ensemble in TRAJECTORY_ENSEMBLES
@@ -475,7 +486,7 @@ def train(model: BranchedResNet, train_data: Dataset | Iterable, recipe: Recipe 
         row: dict[str, Any] = {"epoch": epoch + 1}
         row.update(train_epoch(model, epoch_loader(derive_seed(recipe.seed, epoch)), optimizer,
                                state.ema, device, progress, f"epoch {epoch + 1}", forward,
-                               sample_weights, after_step))
+                               sample_weights, after_step, precision))
         if trajectory is not None:
             row.update(lr=lr_of(optimizer), snapshots=len(trajectory.snapshots))
         if eval_loader is not None and recipe.eval_every and (epoch + 1) % recipe.eval_every == 0:
@@ -537,7 +548,7 @@ def _evaluated(model: BranchedResNet, fast: BranchedResNet, ema: AveragedModel |
 RUN_COMPARISON = Comparison(
     # Options added since a run was written take their defaults, which are what that run used;
     # where the run executes may change between an interruption and its resumption.
-    defaults={"recipe": dataclasses.asdict(Recipe()), "model": {"dropout": 0.0, "slice_bn": True},
+    defaults={"recipe": {**dataclasses.asdict(Recipe()), **BEFORE_OPTION}, "model": {"dropout": 0.0, "slice_bn": True},
               "data": {"allow_outside_files": False}},
     ignore={"recipe": HISTORY_ONLY, "model": ("weights",)},
     renamed=RENAMED)

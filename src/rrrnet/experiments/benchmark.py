@@ -38,7 +38,7 @@ from ..report.benchmark_figures import write_figures
 from ..report.stats import dataset_intervals, method_summary, wilcoxon_against
 from ..rundir import holds_folder
 from ..io import atomic_write, json_safe, parse_number, write_csv, write_json
-from ..recipe import HISTORY_ONLY
+from ..recipe import HISTORY_ONLY, with_added_options
 from ..train import DataSpec, Recipe, fit
 from .executors import LocalExecutor
 
@@ -244,7 +244,8 @@ def _comparable(fingerprint: Any) -> Any:
     """A saved cell fingerprint without the recipe's history-only options (rows written before
     they were left out of the fingerprint still count)."""
     if isinstance(fingerprint, dict) and isinstance(fingerprint.get("recipe"), dict):
-        recipe = {k: v for k, v in fingerprint["recipe"].items() if k not in HISTORY_ONLY}
+        recipe = {k: v for k, v in with_added_options(fingerprint["recipe"]).items()
+                  if k not in HISTORY_ONLY}
         fingerprint = {**fingerprint, "recipe": recipe}
     return fingerprint
 
