@@ -8,6 +8,7 @@
 #   WEIGHTS=astra-ct (default) | imagenet | FILE: the backbone; other weights write
 #     docs/results/benchmark-<name> so as not to mix with the astra-ct record
 #   EPOCHS=60  SEEDS="0 1 2"  METHODS=A,C,D,E
+#   CONFIG=FILE: a configuration file (rrrnet fit/benchmark --config), e.g. precision-bf16.json
 #   EXECUTOR=local (one cell after another, one thread) | ray (one cell per core, as Ray tasks)
 #   SOURCES: the converters (rrrnet data) whose datasets are benchmarked, written to runs/data
 #   RUNS: where the run folders go (default ~/rrrnet-runs/benchmark[-<weights>])
@@ -20,6 +21,7 @@ EPOCHS=${EPOCHS:-60}
 SEEDS=${SEEDS:-"0 1 2"}
 METHODS=${METHODS:-A,C,D,E}
 EXECUTOR=${EXECUTOR:-local}
+CONFIG=${CONFIG:-}
 SOURCES=${SOURCES:-"fashion-mnist mnist openclipart digits emoji"}
 if [ "$WEIGHTS" = astra-ct ]; then tag=""; else tag="-$(basename "$WEIGHTS" | tr -c 'A-Za-z0-9._\n-' _)"; fi
 RUNS=${RUNS:-$HOME/rrrnet-runs/benchmark$tag}
@@ -33,6 +35,6 @@ done
 for seed in $SEEDS; do
     OMP_NUM_THREADS=1 "$RRRNET" benchmark "${datasets[@]}" --methods "$METHODS" \
         --seed-list "$seed" --epochs "$EPOCHS" --weights "$WEIGHTS" --latency-runs 0 \
-        --executor "$EXECUTOR" --out "$RUNS" -q || echo "seed $seed: some cells failed (see above); run again to retry"
+        ${CONFIG:+--config "$CONFIG"} --executor "$EXECUTOR" --out "$RUNS" -q || echo "seed $seed: some cells failed (see above); run again to retry"
     "$PYTHON" docs/results/benchmark/collect.py "$RUNS" "$OUT"
 done
