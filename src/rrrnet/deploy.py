@@ -34,7 +34,7 @@ from .fold import frozen_copy
 from .io import atomic_write, resolve_device
 from .model import ModelConfig, build, load
 from .recycle import BranchedResNet, convert
-from .quantize import QuantizedModel
+from .onnxfile import QuantizedModel, onnx_bytes, run_onnx
 from .rundir import read_run
 
 # Measured (docs/inference.md): folding and subsampling always help, channels-last helps at
@@ -45,7 +45,6 @@ DEFAULTS = DEPLOY_DEFAULTS
 FORMATS = EXPORT_FORMATS
 SUFFIXES = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
 TOLERANCE = 1e-4        # exported outputs against PyTorch's, absolute, on logits
-ONNX_OPSET = 17
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,7 +60,7 @@ def prepare(model: nn.Module, *, fold_bn: bool = DEFAULTS["fold_bn"],
 
     ``compile`` runs ``torch.compile`` and one forward pass on an ``image_size`` image, so that a
     missing compiler fails here, with a clear message, and not in the first prediction.
-    An int8 model (:class:`rrrnet.quantize.QuantizedModel`) is already deployed: returned as is.
+    An int8 model (:class:`rrrnet.onnxfile.QuantizedModel`) is already deployed: returned as is.
     """
     if isinstance(model, QuantizedModel):
         return model
@@ -201,7 +200,7 @@ def export(source: str | os.PathLike | nn.Module, path: str | os.PathLike | None
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         data = _torchscript_bytes(deployed, example) if format == "torchscript" else \
-            _onnx_bytes(deployed, example)
+            onnx_bytes(deployed, example)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: f.write(data))
     difference = check_export(model, path, format, image_size, check_batch)
@@ -221,33 +220,13 @@ def _torchscript_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
-def _onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
-    try:
-        import onnx  # noqa: F401  (the exporter's own dependency)
-    except ImportError:
-        raise ConfigError("ONNX export needs the onnx package: pip install 'rrrnet[export]'") from None
-    model = model.to(memory_format=torch.contiguous_format)  # ONNX has no memory formats
-    buffer = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=ONNX_OPSET,
-                          input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": {0: "batch"}, "logits": {1: "batch"}})
-    return buffer.getvalue()
-
-
 def run_exported(path: str | os.PathLike, format: str, images: torch.Tensor) -> torch.Tensor:
     """Logits of an exported file on ``images`` (TorchScript with torch, ONNX with onnxruntime)."""
     if format == "torchscript":
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             return torch.jit.load(str(path), map_location="cpu")(images)
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ConfigError("running an ONNX export needs onnxruntime: pip install "
-                          "'rrrnet[export]'") from None
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
+    return run_onnx(path, images)
 
 
 def check_export(model: nn.Module, path: Path, format: str, image_size: int,

@@ -17,26 +17,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from .data import EvalImages, ImageDataset, Split
 from .io import resolve_device
+from .metrics import (batches, collect_logits, decompose,  # noqa: F401  (is_dataset: train's)
+                      expected_calibration_error, is_dataset, nll)
 from .recipe import Recipe
-from .uncertainty import decompose, expected_calibration_error, nll
-
-
-
-@torch.no_grad()
-def collect_logits(model: torch.nn.Module, loader: Iterable, device: torch.device | str = "cpu",
-                   forward=None, keep_mode: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Branch logits ``[b, N, classes]`` and labels ``[N]`` over a loader, in eval mode
-    (``keep_mode``: in the modes the modules are in, e.g. Monte-Carlo dropout)."""
-    was_training = model.training
-    if not keep_mode:
-        model.eval()
-    forward = forward or model
-    logits, labels = [], []
-    for x, y in loader:
-        logits.append(forward(x.to(device)).float().cpu())
-        labels.append(y)
-    model.train(was_training)
-    return torch.cat(logits, dim=1), torch.cat(labels)
 
 
 def ensemble_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
@@ -79,12 +62,6 @@ def predict_images(model: torch.nn.Module, images: torch.Tensor, classes: list[s
             for i, p in enumerate(probs)]
 
 
-def is_dataset(data: Any) -> bool:
-    """A map-style Dataset of single examples (transformed here), as opposed to ready batches."""
-    return isinstance(data, Dataset) and not isinstance(data, DataLoader) \
-        and hasattr(data, "__len__")
-
-
 def evaluate_model(model: torch.nn.Module, data: Dataset | Iterable, recipe: Recipe | None = None,
                    *, device: str | torch.device | None = None) -> dict[str, Any]:
     """The ensemble's metrics (:func:`rrrnet.evaluate.ensemble_metrics`: error, per-branch
@@ -92,8 +69,7 @@ def evaluate_model(model: torch.nn.Module, data: Dataset | Iterable, recipe: Rec
     ``Dataset`` is resized to ``recipe.image_size`` and normalised."""
     recipe = recipe or Recipe()
     device = resolve_device(recipe.device if device is None else device)
-    loader = (DataLoader(EvalImages(data, recipe.image_size), batch_size=recipe.batch_size * 2)
-              if is_dataset(data) else data)
+    loader = batches(data, recipe.image_size, recipe.batch_size * 2)
     model.to(device)
     return ensemble_metrics(*collect_logits(model, loader, device))
 

@@ -26,74 +26,10 @@ from torch import nn
 
 from .errors import ConfigError, RunError
 from .io import atomic_write
+from .onnxfile import FORMAT, QuantizedModel, is_quantized_file, onnx_bytes, ort  # noqa: F401
 
-FORMAT = "rrrnet-int8-onnx/1"
 DEFAULT_IMAGES = 200            # calibration images
 _BATCH = 16
-
-
-def _ort():
-    try:
-        import onnxruntime
-        from onnxruntime import quantization
-    except ImportError:
-        raise ConfigError("int8 quantization needs ONNX Runtime: pip install 'rrrnet[export]'") \
-            from None
-    return onnxruntime, quantization
-
-
-class QuantizedModel(nn.Module):
-    """An int8 ONNX file run by ONNX Runtime, used like the model it came from:
-    ``model(images)`` gives ``[branches, N, classes]`` logits. ``config``, ``classes``,
-    ``image_size`` and ``data`` come from the file's metadata."""
-
-    def __init__(self, path: str | os.PathLike, threads: int | None = None):
-        super().__init__()
-        onnxruntime, _ = _ort()
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise RunError(f"quantized model {self.path} does not exist")
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        # Idle worker threads sleep instead of spinning: a spinning pool would steal the cores
-        # from PyTorch when the two are timed interleaved (rrrnet.latency) or run side by side.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = onnxruntime.InferenceSession(str(self.path), options,
-                                                        providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types
-            raise RunError(f"{self.path} is not a readable ONNX model ({err})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get("format") != FORMAT:
-            raise RunError(f"{self.path} is not an rrrnet int8 model (no {FORMAT} metadata); "
-                           f"write one with rrrnet quantize RUN --out FILE")
-        from .model import ModelConfig
-        self.meta = {k: json.loads(v) for k, v in meta.items() if k != "format"}
-        self.config = ModelConfig.from_dict(self.meta["config"])
-        self.classes = self.meta["classes"]
-        self.image_size = int(self.meta["image_size"])
-
-    @property
-    def num_branches(self) -> int:
-        return self.config.branches
-
-    def run_config(self) -> dict[str, Any]:
-        """What a run folder's config.json would say, for evaluate and predict."""
-        return {"model": self.meta["config"], "recipe": {"image_size": self.image_size},
-                "data": self.meta.get("data") or {}, "classes": self.classes}
-
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {"images": x})[0])
-
-    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
-        return self(images).softmax(-1).mean(0)
-
-
-def is_quantized_file(path: str | os.PathLike) -> bool:
-    return Path(path).suffix == ".onnx" and Path(path).is_file()
 
 
 class _Calibration:
@@ -114,12 +50,8 @@ def calibration_batches(data: Any, images: int = DEFAULT_IMAGES, image_size: int
                         ) -> list[torch.Tensor]:
     """Up to ``images`` normalised calibration images, in batches: from ready ``(images,
     labels)`` batches, or from a Dataset of ``(image, label)`` pairs (resized, normalised)."""
-    from torch.utils.data import DataLoader
-
-    from .data import EvalImages
-    from .evaluate import is_dataset
-    loader = DataLoader(EvalImages(data, image_size), batch_size=_BATCH) if is_dataset(data) \
-        else data
+    from .metrics import batches
+    loader = batches(data, image_size, _BATCH)
     out, seen = [], 0
     for batch in loader:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -138,8 +70,8 @@ def quantize(model: nn.Module, out: str | os.PathLike, calibration: Any, *,
              metadata: dict[str, Any] | None = None) -> Path:
     """Write ``model`` (an RRR-Net) as a post-training static int8 ONNX file, calibrated on
     ``calibration`` (see :func:`calibration_batches`); returns the path."""
-    from .deploy import _onnx_bytes, prepare
-    _, q = _ort()
+    from .deploy import prepare
+    _, q = ort()
     if images < 1:
         raise ConfigError(f"--images must be at least 1, got {images}")
     out = Path(out)
@@ -154,7 +86,7 @@ def quantize(model: nn.Module, out: str | os.PathLike, calibration: Any, *,
         with warnings.catch_warnings():  # as rrrnet.deploy.export: tracer and deprecation notes
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
-            fp32.write_bytes(_onnx_bytes(deployed, torch.randn(2, 3, image_size, image_size)))
+            fp32.write_bytes(onnx_bytes(deployed, torch.randn(2, 3, image_size, image_size)))
         q.shape_inference.quant_pre_process(str(fp32), str(ready))
         q.quantize_static(str(ready), str(int8), _Calibration(batches),
                           quant_format=q.QuantFormat.QDQ, per_channel=True,

@@ -6,6 +6,9 @@ predictive uncertainty computation". Here it is computed and measured. Every fun
 stochastic passes of a dropout model (Monte-Carlo dropout, :func:`mc_dropout_logits`), or a single
 model (``m = 1``, whose epistemic part is then zero). The prediction is their mean.
 
+The measures :mod:`rrrnet.evaluate` shares (entropy, :func:`decompose`, NLL, ECE) live in
+:mod:`rrrnet.metrics` and are re-exported here.
+
 * **Decomposition** (:func:`decompose`): total = entropy of the mean prediction
   ``H[mean_m p_m]``; aleatoric = mean of the members' entropies ``mean_m H[p_m]``; epistemic =
   their difference, the mutual information between the prediction and the member (the
@@ -29,11 +32,11 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Sequence
 
-import numpy as np
 import torch
 
-ECE_BINS = 15
-BINNINGS = ("width", "mass")
+from .metrics import (BINNINGS, ECE_BINS, batches, collect_logits, decompose,  # noqa: F401
+                      entropy, expected_calibration_error, nll)
+
 SCORES = ("max_probability", "entropy", "mutual_information")  # the uncertainty scores compared
 SELECTIVE_COVERAGE = 0.8
 
@@ -41,21 +44,6 @@ SELECTIVE_COVERAGE = 0.8
 # ---------------------------------------------------------------------------------------------
 # Per-image quantities.
 # ---------------------------------------------------------------------------------------------
-
-def entropy(probs: torch.Tensor) -> torch.Tensor:
-    """Shannon entropy (nats) over the last axis; ``0 log 0 = 0``."""
-    return -(probs * probs.clamp_min(1e-12).log()).sum(-1)
-
-
-def decompose(member_probs: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per image: ``total`` = H[mean prediction] = ``aleatoric`` (mean member entropy) +
-    ``epistemic`` (mutual information, the members' disagreement, >= 0)."""
-    mean = member_probs.mean(0)
-    total = entropy(mean)
-    aleatoric = entropy(member_probs).mean(0)
-    return {"total": total, "aleatoric": aleatoric,
-            "epistemic": (total - aleatoric).clamp_min(0)}
-
 
 def image_scores(member_probs: torch.Tensor) -> dict[str, torch.Tensor]:
     """The scores per image, each *higher = more uncertain* except ``max_probability``."""
@@ -74,45 +62,11 @@ def _uncertainty(name: str, scores: dict[str, torch.Tensor]) -> torch.Tensor:
 # Calibration.
 # ---------------------------------------------------------------------------------------------
 
-def nll(probs: torch.Tensor, labels: torch.Tensor) -> float:
-    return torch.nn.functional.nll_loss(probs.clamp_min(1e-12).log(), labels).item()
-
-
 def brier(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean over images of the squared distance between the prediction and the one-hot label
     (summed over classes: 0 is perfect, 2 the worst)."""
     onehot = torch.nn.functional.one_hot(labels, probs.shape[-1]).to(probs.dtype)
     return ((probs - onehot) ** 2).sum(-1).mean().item()
-
-
-def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS,
-                               binning: str = "width") -> float:
-    """ECE: the sum over confidence bins of |accuracy - mean confidence| x share of images.
-    ``width``: equal-width bins over (0, 1]; ``mass``: bins holding equal numbers of images
-    (sorted by confidence, split as evenly as possible)."""
-    if binning not in BINNINGS:
-        raise ValueError(f"binning must be width or mass, got {binning!r}")
-    confidence, predicted = probs.max(-1)
-    correct = (predicted == labels).double()
-    confidence = confidence.double()
-    n = len(labels)
-    if binning == "width":
-        edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
-        groups = [(confidence > low) & (confidence <= high)
-                  for low, high in zip(edges[:-1], edges[1:])]
-    else:
-        order = confidence.argsort()
-        groups = []
-        for part in np.array_split(order.numpy(), bins):
-            mask = torch.zeros(n, dtype=torch.bool)
-            mask[torch.as_tensor(part, dtype=torch.long)] = True
-            groups.append(mask)
-    ece = 0.0
-    for inside in groups:
-        if inside.any():
-            ece += inside.double().mean().item() * abs(correct[inside].mean().item()
-                                                        - confidence[inside].mean().item())
-    return ece
 
 
 def reliability(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS
@@ -288,7 +242,6 @@ def mc_dropout_logits(model: torch.nn.Module, loader: Iterable, samples: int,
                       device: torch.device | str = "cpu", seed: int = 0) -> torch.Tensor:
     """``samples`` stochastic passes of ``model`` with its dropout layers active and everything
     else in eval mode (Gal and Ghahramani 2016), as member logits ``[samples x b, N, C]``."""
-    from .evaluate import collect_logits
     if not any(isinstance(m, torch.nn.Dropout) for m in model.modules()):
         raise ValueError("Monte-Carlo dropout needs a model with dropout layers (method D)")
     passes = []
@@ -321,14 +274,9 @@ def member_logits(model: torch.nn.Module, data: Any, *, image_size: int = 128,
     """Member logits ``[m, N, C]`` and labels of ``model`` on ``data`` (ready batches, or a
     Dataset of ``(image, label)`` pairs, resized and normalised): the branches, or with
     ``mc_samples`` that many Monte-Carlo dropout passes."""
-    from torch.utils.data import DataLoader
-
-    from .data import EvalImages
-    from .evaluate import collect_logits, is_dataset
     from .io import resolve_device
     device = resolve_device(device)
-    loader = (DataLoader(EvalImages(data, image_size), batch_size=batch_size)
-              if is_dataset(data) else data)
+    loader = batches(data, image_size, batch_size)
     model.to(device)
     if mc_samples:
         logits = mc_dropout_logits(model, loader, mc_samples, device)

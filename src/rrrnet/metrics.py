@@ -1,0 +1,108 @@
+"""What :mod:`rrrnet.evaluate` and :mod:`rrrnet.uncertainty` both measure, in one place below
+both: a model's branch (member) logits over data (:func:`collect_logits`, :func:`batches`) and
+the measures of a prediction they share (entropy and its decomposition, NLL, ECE).
+
+Probabilities are ``[N, classes]``; member probabilities ``[m, N, classes]`` (the branches of an
+RRR-Net, or Monte-Carlo dropout passes), whose prediction is their mean.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+ECE_BINS = 15
+BINNINGS = ("width", "mass")
+
+
+# ---------------------------------------------------------------------------------------------
+# Logits of a model over data.
+# ---------------------------------------------------------------------------------------------
+
+def is_dataset(data: Any) -> bool:
+    """A map-style Dataset of single examples (transformed here), as opposed to ready batches."""
+    from torch.utils.data import DataLoader, Dataset
+    return isinstance(data, Dataset) and not isinstance(data, DataLoader) \
+        and hasattr(data, "__len__")
+
+
+def batches(data: Any, image_size: int, batch_size: int) -> Iterable:
+    """``data`` as batches: ready ``(images, labels)`` batches as they are, a Dataset of
+    ``(image, label)`` pairs resized to ``image_size`` and normalised."""
+    if not is_dataset(data):
+        return data
+    from torch.utils.data import DataLoader
+
+    from .data import EvalImages
+    return DataLoader(EvalImages(data, image_size), batch_size=batch_size)
+
+
+@torch.no_grad()
+def collect_logits(model: torch.nn.Module, loader: Iterable, device: torch.device | str = "cpu",
+                   forward=None, keep_mode: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Branch logits ``[b, N, classes]`` and labels ``[N]`` over a loader, in eval mode
+    (``keep_mode``: in the modes the modules are in, e.g. Monte-Carlo dropout)."""
+    was_training = model.training
+    if not keep_mode:
+        model.eval()
+    forward = forward or model
+    logits, labels = [], []
+    for x, y in loader:
+        logits.append(forward(x.to(device)).float().cpu())
+        labels.append(y)
+    model.train(was_training)
+    return torch.cat(logits, dim=1), torch.cat(labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measures of a prediction.
+# ---------------------------------------------------------------------------------------------
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy (nats) over the last axis; ``0 log 0 = 0``."""
+    return -(probs * probs.clamp_min(1e-12).log()).sum(-1)
+
+
+def decompose(member_probs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per image: ``total`` = H[mean prediction] = ``aleatoric`` (mean member entropy) +
+    ``epistemic`` (mutual information, the members' disagreement, >= 0)."""
+    mean = member_probs.mean(0)
+    total = entropy(mean)
+    aleatoric = entropy(member_probs).mean(0)
+    return {"total": total, "aleatoric": aleatoric,
+            "epistemic": (total - aleatoric).clamp_min(0)}
+
+
+def nll(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    return torch.nn.functional.nll_loss(probs.clamp_min(1e-12).log(), labels).item()
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS,
+                               binning: str = "width") -> float:
+    """ECE: the sum over confidence bins of |accuracy - mean confidence| x share of images.
+    ``width``: equal-width bins over (0, 1]; ``mass``: bins holding equal numbers of images
+    (sorted by confidence, split as evenly as possible)."""
+    if binning not in BINNINGS:
+        raise ValueError(f"binning must be width or mass, got {binning!r}")
+    confidence, predicted = probs.max(-1)
+    correct = (predicted == labels).double()
+    confidence = confidence.double()
+    n = len(labels)
+    if binning == "width":
+        edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+        groups = [(confidence > low) & (confidence <= high)
+                  for low, high in zip(edges[:-1], edges[1:])]
+    else:
+        order = confidence.argsort()
+        groups = []
+        for part in np.array_split(order.numpy(), bins):
+            mask = torch.zeros(n, dtype=torch.bool)
+            mask[torch.as_tensor(part, dtype=torch.long)] = True
+            groups.append(mask)
+    ece = 0.0
+    for inside in groups:
+        if inside.any():
+            ece += inside.double().mean().item() * abs(correct[inside].mean().item()
+                                                        - confidence[inside].mean().item())
+    return ece

@@ -1,0 +1,114 @@
+"""ONNX files, below :mod:`rrrnet.deploy` and :mod:`rrrnet.quantize` which both write them:
+a model written as ONNX bytes (:func:`onnx_bytes`), an ONNX file run with ONNX Runtime
+(:func:`run_onnx`), and the int8 file of ``rrrnet quantize`` used like the model it came from
+(:class:`QuantizedModel`; its metadata carries the run's configuration, classes, image size and
+data split).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, RunError
+
+FORMAT = "rrrnet-int8-onnx/1"   # the metadata ``format`` of an int8 file of rrrnet quantize
+ONNX_OPSET = 17
+
+
+def onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
+    """``model`` exported to ONNX (input ``images`` with a free batch axis, output ``logits``),
+    traced on ``example``."""
+    try:
+        import onnx  # noqa: F401  (the exporter's own dependency)
+    except ImportError:
+        raise ConfigError("ONNX export needs the onnx package: pip install 'rrrnet[export]'") from None
+    model = model.to(memory_format=torch.contiguous_format)  # ONNX has no memory formats
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=ONNX_OPSET,
+                          input_names=["images"], output_names=["logits"],
+                          dynamic_axes={"images": {0: "batch"}, "logits": {1: "batch"}})
+    return buffer.getvalue()
+
+
+def run_onnx(path: str | os.PathLike, images: torch.Tensor) -> torch.Tensor:
+    """The outputs of an ONNX file on ``images`` (input ``images``), with ONNX Runtime."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ConfigError("running an ONNX export needs onnxruntime: pip install "
+                          "'rrrnet[export]'") from None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
+
+
+def ort():
+    """ONNX Runtime and its quantization tools, or a :class:`ConfigError` saying how to install
+    them."""
+    try:
+        import onnxruntime
+        from onnxruntime import quantization
+    except ImportError:
+        raise ConfigError("int8 quantization needs ONNX Runtime: pip install 'rrrnet[export]'") \
+            from None
+    return onnxruntime, quantization
+
+
+class QuantizedModel(nn.Module):
+    """An int8 ONNX file run by ONNX Runtime, used like the model it came from:
+    ``model(images)`` gives ``[branches, N, classes]`` logits. ``config``, ``classes``,
+    ``image_size`` and ``data`` come from the file's metadata."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        super().__init__()
+        onnxruntime, _ = ort()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise RunError(f"quantized model {self.path} does not exist")
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        # Idle worker threads sleep instead of spinning: a spinning pool would steal the cores
+        # from PyTorch when the two are timed interleaved (rrrnet.latency) or run side by side.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = onnxruntime.InferenceSession(str(self.path), options,
+                                                        providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise RunError(f"{self.path} is not a readable ONNX model ({err})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("format") != FORMAT:
+            raise RunError(f"{self.path} is not an rrrnet int8 model (no {FORMAT} metadata); "
+                           f"write one with rrrnet quantize RUN --out FILE")
+        from .model import ModelConfig
+        self.meta = {k: json.loads(v) for k, v in meta.items() if k != "format"}
+        self.config = ModelConfig.from_dict(self.meta["config"])
+        self.classes = self.meta["classes"]
+        self.image_size = int(self.meta["image_size"])
+
+    @property
+    def num_branches(self) -> int:
+        return self.config.branches
+
+    def run_config(self) -> dict[str, Any]:
+        """What a run folder's config.json would say, for evaluate and predict."""
+        return {"model": self.meta["config"], "recipe": {"image_size": self.image_size},
+                "data": self.meta.get("data") or {}, "classes": self.classes}
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {"images": x})[0])
+
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        return self(images).softmax(-1).mean(0)
+
+
+def is_quantized_file(path: str | os.PathLike) -> bool:
+    return Path(path).suffix == ".onnx" and Path(path).is_file()
