@@ -88,17 +88,51 @@ class LabelledImages:
 # Reading one image
 # --------------------------------------------------------------------------------------------
 
-def read_image(path: str | Path, size: int = 128) -> np.ndarray:
+# How a non-square image becomes the square training size (see resize_square).
+RESIZE_MODES = ("squash", "crop", "pad")
+DEFAULT_RESIZE = "squash"
+
+
+def read_image(path: str | Path, size: int = 128, resize: str = DEFAULT_RESIZE) -> np.ndarray:
     """The image at ``path`` as a ``size`` x ``size`` x 3 uint8 RGB array.
 
     EXIF orientation is applied, any mode is converted to RGB (transparency composited on white,
-    16-bit scaled down to 8-bit) and the image is resized with bicubic interpolation. Meta-Album
-    images are square, so a non-square image is simply resized (no crop).
+    16-bit scaled down to 8-bit) and the image is made square by ``resize``
+    (:func:`resize_square`; squash by default, as Meta-Album images are square already).
     """
     if size < 1:
         raise DataError(f"image size must be at least 1 pixel, got {size}")
-    rgb = decode_rgb(path)
-    return np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+    return np.asarray(resize_square(decode_rgb(path), size, resize), dtype=np.uint8)
+
+
+def resize_square(image: Image.Image, size: int, mode: str = DEFAULT_RESIZE) -> Image.Image:
+    """``image`` as a ``size`` x ``size`` image, bicubic, by ``mode``:
+
+    * ``squash`` (the default): resize to the square, changing the aspect ratio of a non-square
+      image. It keeps every pixel (a crop can cut off the object at the edge of a wide photo),
+      it is what rrrnet has always done (so earlier runs reproduce), and on square images
+      (all of Meta-Album) the three modes agree.
+    * ``crop``: the centred square of side min(width, height), then resized: the aspect ratio is
+      kept, the edges of the longer side are lost.
+    * ``pad``: centred on a white square of side max(width, height) (white, as transparency is
+      composited on white), then resized: aspect ratio and every pixel kept, at a lower
+      resolution.
+    """
+    if mode not in RESIZE_MODES:
+        raise DataError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {mode!r}")
+    width, height = image.size
+    if mode == "crop" and width != height:
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    elif mode == "pad" and width != height:
+        side = max(width, height)
+        canvas = Image.new("RGB", (side, side), (255, 255, 255))
+        canvas.paste(image.convert("RGB"), ((side - width) // 2, (side - height) // 2))
+        image = canvas
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BICUBIC)
+    return image
 
 
 def decode_rgb(path: str | Path) -> Image.Image:
@@ -156,10 +190,10 @@ def denormalize(tensor: torch.Tensor) -> np.ndarray:
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
-def as_array(image: Any, size: int | None) -> np.ndarray:
+def as_array(image: Any, size: int | None, resize: str = DEFAULT_RESIZE) -> np.ndarray:
     """A PIL image or a ``uint8`` HxWx3 array as a ``size`` x ``size`` x 3 ``uint8`` RGB array
-    (bicubic resizing, as :func:`rrrnet.data.read_image`; no copy when it already is one;
-    ``size`` None: the image's own size)."""
+    (made square by ``resize``, as :func:`rrrnet.data.read_image`; no copy when it already is
+    one; ``size`` None: the image's own size)."""
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 \
             and image.shape[2] == 3 and (size is None or image.shape[:2] == (size, size)):
         return image
@@ -174,22 +208,24 @@ def as_array(image: Any, size: int | None) -> np.ndarray:
                           f"of (images, labels) batches instead")
     image = image.convert("RGB")
     if size is not None and image.size != (size, size):
-        image = image.resize((size, size), Image.Resampling.BICUBIC)
+        image = resize_square(image, size, resize)
     return np.asarray(image, dtype=np.uint8)
 
 
 class EvalImages(torch.utils.data.Dataset):
-    """Evaluation images: resized and normalised, no augmentation."""
+    """Evaluation images: resized (``resize``: :func:`resize_square`) and normalised, no
+    augmentation."""
 
-    def __init__(self, images: torch.utils.data.Dataset, size: int | None = None):
-        self.images, self.size = images, size
+    def __init__(self, images: torch.utils.data.Dataset, size: int | None = None,
+                 resize: str = DEFAULT_RESIZE):
+        self.images, self.size, self.resize = images, size, resize
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int):
         image, label = self.images[index]
-        return normalize(as_array(image, self.size)), int(label)
+        return normalize(as_array(image, self.size, self.resize)), int(label)
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,7 +506,7 @@ def _check_split_sizes(data: LabelledImages, train: int, val: int, test: int | N
             f"dataset {data.name} ({data.root}): {len(short)} class(es) have fewer than the {need} images "
             f"per class needed for {train} train + {val} val + "
             f"{'at least 1' if test is None else test} test: {'; '.join(short)}; "
-            f"ask for fewer with smaller --train/--test"
+            f"ask for fewer with smaller --train/--test, or split by ratio (--split 0.8,0.1,0.1)"
         )
 
 
@@ -483,13 +519,18 @@ class ImageDataset(torch.utils.data.Dataset):
 
     With ``cache`` the decoded, resized arrays are kept in memory after their first use: the
     micro datasets are ~800 images of 128x128 (~40 MB), and decoding them every epoch of a
-    300-epoch run would dominate the time.
+    300-epoch run would dominate the time. ``resize`` makes a non-square image square
+    (:func:`resize_square`: squash, crop or pad).
     """
 
     def __init__(self, images: LabelledImages, size: int = 128,
-                 transform: Callable[[np.ndarray], object] | None = None, cache: bool = True) -> None:
+                 transform: Callable[[np.ndarray], object] | None = None, cache: bool = True,
+                 resize: str = DEFAULT_RESIZE) -> None:
+        if resize not in RESIZE_MODES:
+            raise DataError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
         self.images = images
         self.size = size
+        self.resize = resize
         self.transform = transform
         self.cache = cache
         self._cached: list[np.ndarray | None] = [None] * len(images)
@@ -505,8 +546,8 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def _image(self, index: int) -> np.ndarray:
         if not self.cache:
-            return read_image(self.images.paths[index], self.size)
+            return read_image(self.images.paths[index], self.size, self.resize)
         if self._cached[index] is None:
-            self._cached[index] = read_image(self.images.paths[index], self.size)
+            self._cached[index] = read_image(self.images.paths[index], self.size, self.resize)
         # A copy, so that a transform that works in place cannot corrupt the cached image.
         return self._cached[index].copy()

@@ -82,10 +82,12 @@ def to_rgb_image(image: Image.Image | np.ndarray) -> Image.Image:
 
 def to_8_bit(image: Image.Image) -> Image.Image:
     """16/32-bit grey -> 8-bit grey. PIL's own conversion clips at 255 (a 16-bit image would come
-    out almost all white), so 16-bit values are scaled by 1/256; 32-bit "I" images whose values
-    already fit in 0..255 (some decoders use "I" for 8-bit data) are kept as they are."""
+    out almost all white), so 16-bit values are scaled by 1/256: always for the 16-bit modes
+    (``I;16*``: a dark 16-bit image stays dark), and for 32-bit "I" images only when a value
+    exceeds 255 (some decoders use "I" for 8-bit data, which is kept as it is)."""
     if image.mode.startswith("I;16"):
-        image = image.convert("I")
+        values = np.asarray(image.convert("I"), dtype=np.int64) >> 8
+        return Image.fromarray(values.clip(0, 255).astype(np.uint8), "L")
     if image.mode == "I" and image.getextrema()[1] > 255:
         image = image.point(lambda value: value / 256)
     return image.convert("L")
