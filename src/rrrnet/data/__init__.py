@@ -1,4 +1,5 @@
-"""Datasets: Meta-Album / ImageFolder loading, the authors' micro split, a PyTorch Dataset."""
+"""Datasets: your own folders and CSVs in any layout (load_parts, with every file accounted for),
+Meta-Album / ImageFolder loading, the authors' micro split, a PyTorch Dataset."""
 from .dataset import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -6,7 +7,9 @@ from .dataset import (
     as_array,
     denormalize,
     normalize,
+    DEFAULT_RESIZE,
     IMAGE_EXTENSIONS,
+    RESIZE_MODES,
     ImageDataset,
     LabelledImages,
     Split,
@@ -16,6 +19,17 @@ from .dataset import (
     load_meta_album,
     micro_split,
     read_image,
+    resize_square,
+)
+from .layouts import LAYOUTS, detect_layout, load_parts
+from .parts import (
+    DEFAULT_RATIOS,
+    PARTS,
+    Parts,
+    SkippedFile,
+    parse_split,
+    ratio_split,
+    write_split_files,
 )
 
 __all__ = [
@@ -25,8 +39,15 @@ __all__ = [
     "as_array",
     "denormalize",
     "normalize",
+    "DEFAULT_RATIOS",
+    "DEFAULT_RESIZE",
     "IMAGE_EXTENSIONS",
+    "LAYOUTS",
+    "PARTS",
+    "RESIZE_MODES",
     "ImageDataset",
+    "Parts",
+    "SkippedFile",
     "LabelledImages",
     "Split",
     "decode_rgb",
@@ -35,4 +56,10 @@ __all__ = [
     "load_meta_album",
     "micro_split",
     "read_image",
+    "resize_square",
+    "detect_layout",
+    "load_parts",
+    "parse_split",
+    "ratio_split",
+    "write_split_files",
 ]
