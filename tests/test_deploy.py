@@ -14,7 +14,7 @@ from rrrnet.cli import main
 from rrrnet.errors import ConfigError, RunError
 from rrrnet.model import save
 from rrrnet.recycle import convert
-from rrrnet.run import predict_run
+from rrrnet.deploy import predict_run
 
 @pytest.mark.parametrize("options", [{}, {"channels_last": False}, {"subsample": False},
                                      {"fold_bn": False}])

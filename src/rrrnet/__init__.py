@@ -7,6 +7,7 @@
     probs = model.predict_proba(images)    # [N, classes], the average of the branch softmaxes
     print(rrrnet.cost(branches=8, num_classes=20, image_size=128).macs)
     rrrnet.save(model, "model.pt"); model = rrrnet.load("model.pt")
+    run = rrrnet.Run("runs/E"); run.config, run.metrics, run.history, run.model   # a run folder
 
     result = rrrnet.train(model, train_loader, rrrnet.Recipe(epochs=30), eval_data=test_loader)
     result.model, result.history           # trained model (averaged weights in place), epochs
@@ -30,6 +31,7 @@ _EXPORTS = {
     **dict.fromkeys(("ModelConfig", "build", "load", "save"), "model"),
     **dict.fromkeys(("BranchedResNet", "convert", "plan_split", "split"), "recycle"),
     "keep_blocks": "reduce",
+    "Run": "run",
     **dict.fromkeys(("SOURCES", "WeightSource", "register_source", "resolve"), "weights"),
     **dict.fromkeys(("DataSpec", "Recipe", "TrainResult", "evaluate_model", "fit", "train"),
                     "train"),

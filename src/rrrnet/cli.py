@@ -271,7 +271,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .run import evaluate_run
+    from .evaluate import evaluate_run
     path, metrics = evaluate_run(args.run, args.data, args.split, args.out,
                                  skip_bad_images=args.skip_bad_images)
     print(json.dumps(metrics, indent=2) if args.json else
@@ -282,10 +282,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_uncertainty(args: argparse.Namespace) -> int:
-    from .run import uncertainty_run
-    out = args.out or str(Path(args.run) / "uncertainty")
-    s = uncertainty_run(args.run, args.data, out, args.split, args.ood, args.alpha,
-                        args.mc_samples, skip_bad_images=args.skip_bad_images)
+    from .uncertainty import uncertainty_run
+    out, s = uncertainty_run(args.run, args.data, args.out, args.split, args.ood, args.alpha,
+                             args.mc_samples, skip_bad_images=args.skip_bad_images)
     if args.json:
         from .io import json_safe
         print(json.dumps(json_safe(s), indent=2))
@@ -350,7 +349,7 @@ def deploy_options(args: argparse.Namespace) -> dict:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .run import predict_run
+    from .deploy import predict_run
     results = predict_run(args.run, args.images, args.top_k, **deploy_options(args))
     if args.json:
         print(json.dumps(results, indent=2))

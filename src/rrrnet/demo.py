@@ -20,6 +20,7 @@ from .latency import measure_latency
 from .experiments.methods import method_setup
 from .model import ModelConfig
 from .io import atomic_write, write_csv, write_json
+from .run import Run
 from .train import DataSpec, Recipe, fit
 from .weights import WEIGHTS_ENV, find_local
 
@@ -78,15 +79,16 @@ def run_demo(out: str | os.PathLike = "rrrnet-demo", budget: DemoBudget = DemoBu
         if progress:
             print(f"\n== {name}  (weights: {weights})")
         run_dir = out / name.split(":")[0]
-        result = fit(data, run_dir, dataclasses.replace(config, weights=weights), recipe,
-                     resume=resume, overwrite=overwrite, progress=progress)
-        rep = cost(result.model.config, image_size=recipe.image_size)
-        latency = measure_latency(result.model, recipe.image_size, runs=latency_runs, threads=2)
-        rows.append({"method": name, "error": result.metrics["error"],
+        fit(data, run_dir, dataclasses.replace(config, weights=weights), recipe,
+            resume=resume, overwrite=overwrite, progress=progress)
+        run = Run(run_dir).require_finished()   # the run as written, read back
+        rep = cost(run.model.config, image_size=run.image_size)
+        latency = measure_latency(run.model, run.image_size, runs=latency_runs, threads=2)
+        rows.append({"method": name, "error": run.metrics["error"],
                      "params": rep.params, "trainable_params": rep.trainable_params,
                      "macs": rep.macs, "cpu_ms_per_image": round(latency["median_ms"], 2),
-                     "train_seconds": result.metrics["train_seconds"],
-                     "epochs": recipe.epochs, "weights": result.metrics["weights_used"],
+                     "train_seconds": run.metrics["train_seconds"],
+                     "epochs": recipe.epochs, "weights": run.metrics["weights_used"],
                      "run": str(run_dir)})
     write_report(out, rows)
     return rows

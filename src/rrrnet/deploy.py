@@ -13,7 +13,8 @@ rewrites, all exact up to float rounding:
 :data:`DEFAULTS` is the combination measured fastest on a 2-core CPU at batch 1 and 32
 (``benchmarks/inference.py --variants``, table in docs/inference.md). :func:`latency` times a
 prepared model (optionally against ResNet-152, interleaved); :func:`export` writes TorchScript or
-ONNX and checks the file's outputs against PyTorch.
+ONNX and checks the file's outputs against PyTorch; :func:`predict_run` answers for image files
+with a run's prepared model. A run is opened with :class:`rrrnet.run.Run`.
 """
 from __future__ import annotations
 
@@ -28,14 +29,14 @@ from torch import nn
 
 from .backbone import ARCHS, resnet
 from .latency import compare_latency
-from .errors import ConfigError, RunError
+from .errors import ConfigError, DataError, RunError
 from .options import DEPLOY_DEFAULTS, EXPORT_FORMATS
 from .fold import frozen_copy
 from .io import atomic_write, resolve_device
 from .model import ModelConfig, build, load
 from .recycle import BranchedResNet, convert
 from .onnxfile import QuantizedModel, onnx_bytes, run_onnx
-from .rundir import read_run
+from .run import Run
 
 # Measured (docs/inference.md): folding and subsampling always help, channels-last helps at
 # batch 1 and 32 with 2 threads; torch.compile takes minutes to compile on 2 cores and gains
@@ -96,15 +97,42 @@ def load_source(source: str | os.PathLike | nn.Module | ModelConfig) -> tuple[nn
     if isinstance(source, ModelConfig):
         return build(source, progress=False), None
     path = Path(source)
-    if path.suffix == ".onnx" and path.is_file():
-        model = QuantizedModel(path)
-        return model, model.image_size
-    if path.is_dir():
-        run = read_run(path)
-        return load(run.model_path), int(run.config["recipe"].get("image_size") or 128)
+    if path.is_dir() or (path.suffix == ".onnx" and path.is_file()):
+        run = Run(path).require_finished()
+        return run.model, run.image_size
     if path.is_file():
         return load(path), None
     raise RunError(f"{path} is neither a run folder (with model.pt) nor a model file")
+
+
+# ---------------------------------------------------------------------------------------------
+# Predict
+# ---------------------------------------------------------------------------------------------
+
+def predict_run(run: str | os.PathLike, images: list[str], k: int = 3,
+                **options: bool) -> list[dict[str, Any]]:
+    """Top-k classes and uncertainty per image file, with the run's model (or its int8 file)
+    prepared for inference (:func:`prepare`; ``options`` override its options)."""
+    from .data import normalize, read_image
+    from .evaluate import predict_images
+    if k < 1:
+        raise RunError(f"--top-k must be at least 1, got {k}")
+    run = Run(run).require_finished()
+    model = run.model
+    for image in images:
+        if Path(image).is_dir():
+            raise RunError(f"{image} is a folder; give image files (e.g. {image}/*.jpg)")
+        if not Path(image).is_file():
+            raise RunError(f"image file {image} does not exist")
+    model = prepare(model, image_size=run.image_size, **options)
+    batch = []
+    for image in images:
+        try:
+            batch.append(normalize(read_image(image, run.image_size)))
+        except DataError as err:
+            raise RunError(str(err).split("; ")[0] + "; predict needs readable image files") from None
+    results = predict_images(model, torch.stack(batch), run.classes, k)
+    return [{"image": str(path), **r} for path, r in zip(images, results)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +195,7 @@ def _describe(model: nn.Module, source: Any) -> str:
 def default_export_path(source: str | os.PathLike, format: str) -> Path:
     path = Path(source)
     if path.is_dir():
-        return path / "export" / f"model{SUFFIXES[format]}"
+        return Run(path).export_dir / f"model{SUFFIXES[format]}"
     return path.with_name(path.name.removesuffix(".pt") + SUFFIXES[format])
 
 

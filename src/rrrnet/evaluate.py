@@ -1,7 +1,8 @@
 """Evaluation of a model on data, in one place: ensemble metrics (error, per-branch errors, NLL,
 calibration, uncertainty), on a split (:func:`evaluate_split`, what ``fit`` and the benchmark
 report), on any data (:func:`evaluate_model`, the Python API, ``rrrnet evaluate``), and the
-history's per-epoch summary (:func:`error_summary`).
+history's per-epoch summary (:func:`error_summary`); a finished run on a dataset
+(:func:`evaluate_run`, ``rrrnet evaluate``).
 
 The ensemble's prediction is the average of the branches' softmax outputs. Uncertainty is split
 the usual way: the predictive entropy H[mean p] is the total, the mean of the branches' own
@@ -10,6 +11,8 @@ prediction and the branch (the part due to disagreement between branches).
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Iterable
 
 import torch
@@ -102,3 +105,40 @@ def error_summary(model: torch.nn.Module, loader: Iterable, device: torch.device
            "disagreement": 1.0 - m["branch_agreement"]}
     row.update({f"error_b{i}": e for i, e in enumerate(m["branch_errors"])})
     return row
+
+
+SPLITS = ("train", "val", "test", "all")
+
+
+def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, split: str = "test",
+                 out: str | os.PathLike | None = None, skip_bad_images: bool = False,
+                 device: str = "auto") -> tuple[Path, dict[str, Any]]:
+    """Metrics of a finished run's model (or its int8 file) on ``split`` of ``data`` (the run's
+    per-class split sizes; ``all``: every image), written to ``out`` (default:
+    ``RUN/evaluate/<dataset>-<split>.json``, listed in the run's manifest)."""
+    from .data import load_dataset
+    from .errors import RunError
+    from .io import write_json
+    from .run import Run
+    from .rundir import record
+    run = Run(run).require_finished()
+    if split not in SPLITS:
+        raise RunError(f"--split must be train, val, test or all, got {split!r}")
+    if split == "val" and not run.data.get("val"):
+        raise RunError(f"{run.path} was trained without a validation split (fit --val N makes "
+                       f"one); evaluate --split test, train or all")
+    if split != "all" and not run.data:
+        raise RunError(f"{run.config_path} records no data split; use --split all")
+    dataset = load_dataset(data, skip_bad_images=skip_bad_images)
+    run.check_classes(dataset.classes, data)
+    images = dataset if split == "all" else getattr(run.split(dataset), split)
+    recipe = Recipe(image_size=run.image_size, batch_size=32)
+    metrics = evaluate_model(run.model, ImageDataset(images, size=recipe.image_size), recipe,
+                             device=device)
+    metrics.update(dataset=str(data), split=split)
+    path = Path(out) if out else run.evaluate_path(data, split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, metrics)
+    if not run.is_quantized and path.parent == run.evaluate_dir:
+        record(run.path, path.relative_to(run.path).as_posix())
+    return path, metrics

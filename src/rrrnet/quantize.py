@@ -114,26 +114,24 @@ def quantize_run(run: str | os.PathLike, out: str | os.PathLike,
     ``calibration``), and report fp32 against int8: test error on the run's test split,
     latency at batch 1 and 32 (interleaved, :func:`rrrnet.latency.compare_latency`) and file
     size. Writes ``out`` and ``out`` with ``.report.json`` instead of ``.onnx``."""
-    from .data import ImageDataset, load_dataset, micro_split
+    from .data import ImageDataset, load_dataset
     from .deploy import prepare
     from .evaluate import evaluate_model
     from .latency import compare_latency
-    from .model import load
     from .recipe import Recipe
-    from .rundir import read_run
-    finished = read_run(run)
-    config = finished.config
-    model = load(finished.model_path).eval()
-    size = int(config["recipe"]["image_size"])
-    spec = config.get("data") or {}
+    from .run import Run
+    finished = Run(run).require_finished()
+    if finished.is_quantized:
+        raise RunError(f"{run} is already an int8 model; quantize the run folder it came from")
+    model = finished.model.eval()
+    size, spec = finished.image_size, finished.data
     if not spec and calibration is None:
         raise RunError(f"{run} records no dataset: give --calibration DATA")
-    split = micro_split(load_dataset(spec["root"]), train=spec["train"], val=spec["val"],
-                        test=spec["test"]) if spec else None
+    split = finished.split(load_dataset(spec["root"])) if spec else None
     cal = (ImageDataset(load_dataset(calibration), size=size) if calibration is not None
            else ImageDataset(split.train, size=size))
     path = quantize(model, out, cal, images=images, image_size=size,
-                    metadata={"config": model.config.to_dict(), "classes": config["classes"],
+                    metadata={"config": model.config.to_dict(), "classes": finished.classes,
                               "data": spec})
     int8 = QuantizedModel(path, threads=threads)
     report: dict[str, Any] = {"run": str(run), "file": str(path), "weights": model.config.weights,

@@ -1,150 +1,185 @@
-"""Use a finished run folder: evaluate it on a dataset, predict images."""
+"""The one reader of a run folder: :class:`Run`.
+
+    run = rrrnet.Run("runs/E")
+    run.is_finished, run.config, run.classes, run.image_size, run.data   # config.json
+    run.metrics, run.history                                              # metrics.json, history.csv
+    run.model                                                             # model.pt, loaded once
+    run.evaluate_dir, run.uncertainty_dir, run.export_dir                 # what later commands write
+
+Everything that opens a run (evaluate, predict, uncertainty, export, latency, quantize, the demo
+and the benchmark) opens it here. Every file read is checked against the run's manifest first
+(:func:`rrrnet.rundir.verify`): a damaged file is a :class:`RunError` naming it. Writing a run
+(the lock, the manifest, checkpoints) is :mod:`rrrnet.rundir`'s.
+
+An int8 ``.onnx`` file of ``rrrnet quantize`` stands for its run: its metadata carries the run's
+model configuration, classes, image size and data split; it has no metrics or history.
+"""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import torch
-
-from .data import ImageDataset, load_dataset, micro_split, normalize, read_image
-from . import deploy
-from .errors import DataError, RunError
-from .evaluate import evaluate_model, predict_images
-from .io import json_safe, write_csv, write_json
-from .model import load
-from .recycle import BranchedResNet
-from .rundir import read_run as read_run_folder
-from .rundir import record
-from .recipe import Recipe
+from .errors import RunError
+from .io import read_csv, read_json
+from .rundir import read_config, verify
 
 
-def read_run(run: str | os.PathLike) -> tuple[BranchedResNet, dict[str, Any]]:
-    """The trained model and the run's configuration; an int8 file of ``rrrnet quantize``
-    stands for its run (its metadata holds the configuration)."""
-    if str(run).endswith(".onnx") and Path(run).is_file():
-        from .quantize import QuantizedModel
-        model = QuantizedModel(run)
-        return model, model.run_config()
-    finished = read_run_folder(run)
-    return load(finished.model_path), finished.config
+class Run:
+    """A run folder written by ``rrrnet fit`` (finished or not), or an int8 ``.onnx`` file of
+    ``rrrnet quantize`` standing for its run. Files are read on first use, then kept."""
 
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.is_quantized = self.path.suffix == ".onnx" and self.path.is_file()
+        if not self.is_quantized and not self.path.is_dir():
+            raise RunError(f"{self.path} is not a run folder (no such folder)")
 
-def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, split: str = "test",
-                 out: str | os.PathLike | None = None, skip_bad_images: bool = False,
-                 device: str = "auto") -> tuple[Path, dict[str, Any]]:
-    """Metrics of the run's model on ``split`` of ``data`` (the run's per-class split sizes)."""
-    model, config = read_run(run)
-    spec = config.get("data") or {}
-    if split not in ("train", "val", "test", "all"):
-        raise RunError(f"--split must be train, val, test or all, got {split!r}")
-    if split == "val" and not spec.get("val"):
-        raise RunError(f"{run} was trained without a validation split (fit --val N makes one); "
-                       f"evaluate --split test, train or all")
-    if split in ("train", "val", "test") and not spec:
-        raise RunError(f"{Path(run) / 'config.json'} records no data split; use --split all")
-    dataset = load_dataset(data, skip_bad_images=skip_bad_images)
-    _check_classes(model, config, dataset.classes, data)
-    images = dataset if split == "all" else getattr(
-        micro_split(dataset, train=spec["train"], val=spec["val"], test=spec["test"]), split)
-    recipe = Recipe(image_size=config["recipe"]["image_size"], batch_size=32)
-    metrics = evaluate_model(model, ImageDataset(images, size=recipe.image_size), recipe,
-                             device=device)
-    metrics.update(dataset=str(data), split=split)
-    folder = Path(run) / "evaluate" if Path(run).is_dir() else \
-        Path(run).with_name(f"{Path(run).stem}.evaluate")  # beside an int8 file
-    path = Path(out) if out else folder / f"{Path(data).name}-{split}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, metrics)
-    if path.parent == Path(run) / "evaluate":
-        record(Path(run), path.relative_to(run).as_posix())
-    return path, metrics
+    def __repr__(self) -> str:
+        state = "int8 file" if self.is_quantized else \
+            "finished" if self.is_finished else "unfinished"
+        return f"Run({str(self.path)!r}, {state})"
 
+    # -- files ---------------------------------------------------------------------------------
 
-def predict_run(run: str | os.PathLike, images: list[str], k: int = 3,
-                **options: bool) -> list[dict[str, Any]]:
-    """Top-k classes and uncertainty per image, with the fast inference model
-    (:func:`rrrnet.deploy.prepare`; ``options`` override its options)."""
-    if k < 1:
-        raise RunError(f"--top-k must be at least 1, got {k}")
-    model, config = read_run(run)
-    for image in images:
-        if Path(image).is_dir():
-            raise RunError(f"{image} is a folder; give image files (e.g. {image}/*.jpg)")
-        if not Path(image).is_file():
-            raise RunError(f"image file {image} does not exist")
-    model = deploy.prepare(model, image_size=config["recipe"]["image_size"], **options)
-    size = config["recipe"]["image_size"]
-    batch = []
-    for image in images:
-        try:
-            batch.append(normalize(read_image(image, size)))
-        except DataError as err:
-            raise RunError(str(err).split("; ")[0] + "; predict needs readable image files") from None
-    results = predict_images(model, torch.stack(batch), config["classes"], k)
-    return [{"image": str(path), **r} for path, r in zip(images, results)]
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
 
+    @property
+    def model_path(self) -> Path:
+        """``model.pt`` (the int8 file itself for an int8 run)."""
+        return self.path if self.is_quantized else self.path / "model.pt"
 
-def _check_classes(model: BranchedResNet, config: dict, classes, data) -> None:
-    trained = config.get("classes")
-    if trained is not None and list(trained) != list(classes):
-        extra = [c for c in classes if c not in trained]
-        missing = [c for c in trained if c not in classes]
-        if extra or missing:
-            detail = (f"classes not in the run: {extra[:10]}" if extra else "") + \
-                     ("; " if extra and missing else "") + \
-                     (f"classes of the run missing here: {missing[:10]}" if missing else "")
-        else:
-            first = next(i for i, (a, b) in enumerate(zip(trained, classes)) if a != b)
-            detail = (f"the same classes in another order (position {first}: {classes[first]!r} "
-                      f"here, {trained[first]!r} in the run)")
-        raise RunError(f"{data} does not have the classes the run was trained on: {detail}; "
-                       f"evaluate on a dataset with the same classes")
-    if model.config.num_classes != len(classes):
-        raise RunError(f"{data} has {len(classes)} classes, the model predicts "
-                       f"{model.config.num_classes}")
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.json"
 
+    @property
+    def history_path(self) -> Path:
+        return self.path / "history.csv"
 
-def uncertainty_run(run: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike,
-                    split: str = "test", ood: Sequence[str | os.PathLike] = (),
-                    alpha: float = 0.1, mc_samples: int = 0, skip_bad_images: bool = False,
-                    device: str = "auto") -> dict[str, Any]:
-    """The uncertainty report (:mod:`rrrnet.uncertainty`) of a run on ``split`` of ``data``:
-    calibrated on the run's validation split when it has one, every image of each ``ood``
-    dataset as out-of-distribution. Writes ``uncertainty.json``, ``scores.csv`` and figures
-    into ``out``."""
-    from .report.uncertainty_figures import write_figures
-    from .uncertainty import uncertainty
-    if split not in ("train", "val", "test"):
-        raise RunError(f"--split must be train, val or test, got {split!r}")
-    if mc_samples < 0:
-        raise RunError(f"--mc-samples must be 0 (the branches) or more, got {mc_samples}")
-    model, config = read_run(run)
-    spec = config.get("data") or {}
-    if not spec:
-        raise RunError(f"{Path(run) / 'config.json'} records no data split")
-    dataset = load_dataset(data, skip_bad_images=skip_bad_images)
-    _check_classes(model, config, dataset.classes, data)
-    parts = micro_split(dataset, train=spec["train"], val=spec["val"], test=spec["test"])
-    size = config["recipe"]["image_size"]
-    if mc_samples and not any(isinstance(m, torch.nn.Dropout) for m in model.modules()):
-        raise RunError(f"{run} has no dropout layers: --mc-samples needs a dropout model "
-                       f"(fit --method D, or --dropout RATE)")
-    val = ImageDataset(parts.val, size=size) if len(parts.val) and split != "val" else None
-    others = {Path(p).name: ImageDataset(load_dataset(p, skip_bad_images=skip_bad_images),
-                                         size=size) for p in ood}
-    summary, rows = uncertainty(model, ImageDataset(getattr(parts, split), size=size),
-                                val_data=val, ood=others, alpha=alpha, mc_samples=mc_samples,
-                                image_size=size, device=device)
-    summary.update(run=str(run), dataset=str(data), split=split,
-                   weights=model.config.weights if model.config else None,
-                   calibration_split="val" if val is not None else None)
-    if val is None:
-        summary["calibration_note"] = ("the run has no validation split (fit --val K makes one): "
-                                       "no temperature scaling, no conformal sets")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "uncertainty.json", json_safe(summary))
-    write_csv(out / "scores.csv", rows)
-    write_figures(summary, rows, out, title=Path(run).name)
-    return summary
+    @property
+    def is_finished(self) -> bool:
+        """True when the run holds its trained model (an int8 file always does)."""
+        return self.is_quantized or self.model_path.is_file()
+
+    def require_finished(self) -> "Run":
+        """This run, or a :class:`RunError` when training has not finished or when its final
+        files (``config.json``, ``model.pt``, ``metrics.json``) are missing or damaged."""
+        if not self.is_finished:
+            hint = (" (training did not finish: rrrnet fit ... --resume)"
+                    if (self.path / "checkpoint.pt").exists() else "")
+            raise RunError(f"{self.path} holds no trained model (model.pt){hint}")
+        if not self.is_quantized:
+            _ = self.config  # read and checked
+            for path in (self.model_path, self.metrics_path):
+                if path.exists():
+                    verify(path)
+        return self
+
+    # -- what the run says ---------------------------------------------------------------------
+
+    @functools.cached_property
+    def config(self) -> dict[str, Any]:
+        """``config.json``: ``model``, ``recipe``, ``data`` (the split) and ``classes``. For an
+        int8 file, what its metadata says in the same form."""
+        if self.is_quantized:
+            return self.model.run_config()
+        return read_config(self.path)
+
+    @property
+    def classes(self) -> list[str] | None:
+        return self.config.get("classes")
+
+    @property
+    def image_size(self) -> int:
+        """The side of the training images, in pixels."""
+        return int(self.config["recipe"].get("image_size") or 128)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The dataset and per-class split sizes (``root``, ``train``, ``val``, ``test`` ...);
+        empty when the run records none."""
+        return dict(self.config.get("data") or {})
+
+    @functools.cached_property
+    def metrics(self) -> dict[str, Any]:
+        """``metrics.json`` (the final test metrics); empty before the run finishes."""
+        if self.is_quantized or not self.metrics_path.exists():
+            return {}
+        verify(self.metrics_path)
+        return read_json(self.metrics_path, "the run's metrics")
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """``history.csv``, one row per finished epoch (read afresh: a running fit adds rows)."""
+        if self.is_quantized or not self.history_path.exists():
+            return []
+        return read_csv(self.history_path)
+
+    @functools.cached_property
+    def model(self):
+        """The trained model (:func:`rrrnet.model.load` on ``model.pt``, checked against the
+        manifest), or the :class:`~rrrnet.onnxfile.QuantizedModel` of an int8 file."""
+        if self.is_quantized:
+            from .onnxfile import QuantizedModel
+            return QuantizedModel(self.path)
+        self.require_finished()
+        from .model import load
+        return load(self.model_path)
+
+    def check_classes(self, classes: list[str], where: Any) -> None:
+        """A :class:`RunError` unless dataset ``where`` has the classes the run was trained on,
+        in the same order."""
+        trained = self.classes
+        if trained is not None and list(trained) != list(classes):
+            extra = [c for c in classes if c not in trained]
+            missing = [c for c in trained if c not in classes]
+            if extra or missing:
+                detail = (f"classes not in the run: {extra[:10]}" if extra else "") + \
+                         ("; " if extra and missing else "") + \
+                         (f"classes of the run missing here: {missing[:10]}" if missing else "")
+            else:
+                first = next(i for i, (a, b) in enumerate(zip(trained, classes)) if a != b)
+                detail = (f"the same classes in another order (position {first}: "
+                          f"{classes[first]!r} here, {trained[first]!r} in the run)")
+            raise RunError(f"{where} does not have the classes the run was trained on: {detail}; "
+                           f"evaluate on a dataset with the same classes")
+        predicted = self.config["model"].get("num_classes")
+        if predicted is not None and predicted != len(classes):
+            raise RunError(f"{where} has {len(classes)} classes, the model predicts {predicted}")
+
+    def split(self, dataset):
+        """The run's per-class split (:func:`rrrnet.data.micro_split`) of ``dataset``."""
+        spec = self.data
+        if not spec:
+            raise RunError(f"{self.config_path} records no data split")
+        from .data import micro_split
+        return micro_split(dataset, train=spec["train"], val=spec["val"], test=spec["test"])
+
+    # -- where later commands write --------------------------------------------------------------
+
+    def _beside(self, name: str) -> Path:
+        # inside a run folder; beside an int8 file, named after it
+        return self.path.with_name(f"{self.path.stem}.{name}") if self.is_quantized \
+            else self.path / name
+
+    @property
+    def evaluate_dir(self) -> Path:
+        """``evaluate/``: ``rrrnet evaluate``'s metrics files."""
+        return self._beside("evaluate")
+
+    def evaluate_path(self, data: str | os.PathLike, split: str) -> Path:
+        return self.evaluate_dir / f"{Path(data).name}-{split}.json"
+
+    @property
+    def uncertainty_dir(self) -> Path:
+        """``uncertainty/``: ``rrrnet uncertainty``'s report, scores and figures."""
+        return self._beside("uncertainty")
+
+    @property
+    def export_dir(self) -> Path:
+        """``export/``: ``rrrnet export``'s TorchScript and ONNX files."""
+        return self._beside("export")

@@ -1,4 +1,6 @@
-"""A run folder: its files, claiming it (refuse, overwrite, resume), checkpoints, reading it back.
+"""A run folder: its files, claiming it (refuse, overwrite, resume), checkpoints: the writing side.
+Reading a run back is :class:`rrrnet.run.Run`'s; :func:`read_run` below serves only
+:func:`rrrnet.train.fit`'s resumption of a finished run, until that moves to :class:`~rrrnet.run.Run`.
 
 A training run (``rrrnet fit``) writes into one folder:
 
@@ -336,7 +338,8 @@ class FinishedRun:
 
 
 def read_run(run: str | os.PathLike) -> FinishedRun:
-    """Check that ``run`` is a finished run folder and read its configuration and metrics."""
+    """Check that ``run`` is a finished run folder and read its configuration and metrics
+    (train.fit's; every other reader uses :class:`rrrnet.run.Run`)."""
     run = Path(run)
     if not run.is_dir():
         raise RunError(f"{run} is not a run folder (no such folder)")

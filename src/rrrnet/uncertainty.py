@@ -30,6 +30,8 @@ The measures :mod:`rrrnet.evaluate` shares (entropy, :func:`decompose`, NLL, ECE
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import torch
@@ -261,7 +263,7 @@ __all__: Sequence[str] = ("BINNINGS", "ECE_BINS", "SCORES", "brier", "conformal_
                           "decompose", "entropy", "expected_calibration_error", "fit_temperature",
                           "image_scores", "mc_dropout_logits", "nll", "ood_detection",
                           "member_logits", "reliability", "report", "risk_coverage",
-                          "scaled_probs", "set_metrics", "uncertainty")
+                          "scaled_probs", "set_metrics", "uncertainty", "uncertainty_run")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,6 +304,54 @@ def uncertainty(model: torch.nn.Module, data: Any, *, val_data: Any = None,
     summary["members_are"] = (f"{mc_samples} Monte-Carlo dropout passes" if mc_samples
                               else f"{logits.shape[0]} branch(es)")
     return summary, rows
+
+
+def uncertainty_run(run: str | os.PathLike, data: str | os.PathLike,
+                    out: str | os.PathLike | None = None, split: str = "test",
+                    ood: Sequence[str | os.PathLike] = (), alpha: float = 0.1,
+                    mc_samples: int = 0, skip_bad_images: bool = False,
+                    device: str = "auto") -> tuple[Path, dict[str, Any]]:
+    """The uncertainty report of a finished run (or its int8 file) on ``split`` of ``data``:
+    calibrated on the run's validation split when it has one, every image of each ``ood``
+    dataset as out-of-distribution. Writes ``uncertainty.json``, ``scores.csv`` and figures
+    into ``out`` (default: ``RUN/uncertainty``); returns that folder and the summary."""
+    from .data import ImageDataset, load_dataset
+    from .errors import RunError
+    from .io import json_safe, write_csv, write_json
+    from .report.uncertainty_figures import write_figures
+    from .run import Run
+    run = Run(run).require_finished()
+    if split not in ("train", "val", "test"):
+        raise RunError(f"--split must be train, val or test, got {split!r}")
+    if mc_samples < 0:
+        raise RunError(f"--mc-samples must be 0 (the branches) or more, got {mc_samples}")
+    if not run.data:
+        raise RunError(f"{run.config_path} records no data split")
+    dataset = load_dataset(data, skip_bad_images=skip_bad_images)
+    run.check_classes(dataset.classes, data)
+    parts = run.split(dataset)
+    model, size = run.model, run.image_size
+    if mc_samples and not any(isinstance(m, torch.nn.Dropout) for m in model.modules()):
+        raise RunError(f"{run.path} has no dropout layers: --mc-samples needs a dropout model "
+                       f"(fit --method D, or --dropout RATE)")
+    val = ImageDataset(parts.val, size=size) if len(parts.val) and split != "val" else None
+    others = {Path(p).name: ImageDataset(load_dataset(p, skip_bad_images=skip_bad_images),
+                                         size=size) for p in ood}
+    summary, rows = uncertainty(model, ImageDataset(getattr(parts, split), size=size),
+                                val_data=val, ood=others, alpha=alpha, mc_samples=mc_samples,
+                                image_size=size, device=device)
+    summary.update(run=str(run.path), dataset=str(data), split=split,
+                   weights=model.config.weights if model.config else None,
+                   calibration_split="val" if val is not None else None)
+    if val is None:
+        summary["calibration_note"] = ("the run has no validation split (fit --val K makes one): "
+                                       "no temperature scaling, no conformal sets")
+    out = Path(out) if out is not None else run.uncertainty_dir
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "uncertainty.json", json_safe(summary))
+    write_csv(out / "scores.csv", rows)
+    write_figures(summary, rows, out, title=run.path.name)
+    return out, summary
 
 
 def _install() -> None:

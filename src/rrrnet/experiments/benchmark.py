@@ -36,6 +36,7 @@ from ..model import ModelConfig
 from ..options import BenchmarkOptions
 from ..report.benchmark_figures import write_figures
 from ..report.stats import dataset_intervals, method_summary, wilcoxon_against
+from ..run import Run
 from ..rundir import holds_folder
 from ..io import atomic_write, json_safe, parse_number, write_csv, write_json
 from ..recipe import HISTORY_ONLY, with_added_options
@@ -164,22 +165,23 @@ def cell_dir(out: Path, dataset: str, method: str, seed: int) -> Path:
 def run_cell(cell: Cell) -> dict[str, Any]:
     """Train the cell (resuming its run folder), then its cost and latency; returns its row."""
     started = time.perf_counter()
-    result = fit(cell.data, cell.out, cell.model, cell.recipe, resume=True, progress=cell.progress)
-    model = result.model.cpu()
+    fit(cell.data, cell.out, cell.model, cell.recipe, resume=True, progress=cell.progress)
+    run = Run(cell.out).require_finished()   # the cell's run as written, read back
+    model, metrics = run.model, run.metrics
     counts = model_cost(model, cell.recipe.image_size)
     config = model.config
     row = {"dataset": cell.dataset, "method": cell.method, "seed": cell.seed,
-           "error": result.metrics["error"],
-           "val_error": (result.metrics.get("val") or {}).get("error"),
-           "nll": result.metrics.get("nll"),
-           "ece": result.metrics.get("ece"), "params": counts.params,
+           "error": metrics["error"],
+           "val_error": (metrics.get("val") or {}).get("error"),
+           "nll": metrics.get("nll"),
+           "ece": metrics.get("ece"), "params": counts.params,
            "trainable_params": counts.trainable_params, "macs": counts.macs,
            "cpu_ms": latency_ms(model, cell, "cpu"),
            "gpu_ms": latency_ms(model, cell, "cuda") if torch.cuda.is_available() else None,
-           "train_seconds": result.metrics.get("train_seconds"),
+           "train_seconds": metrics.get("train_seconds"),
            "epochs": cell.recipe.epochs, "arch": config.arch,
            "blocks": ".".join(map(str, config.blocks)), "branches": config.branches,
-           "split_at": config.split_at, "weights": result.metrics.get("weights_used"),
+           "split_at": config.split_at, "weights": metrics.get("weights_used"),
            "run": Path("cells", cell.dataset, cell.method, f"seed{cell.seed}").as_posix()}
     if cell.ood:
         row.update(uncertainty_columns(model, cell))
