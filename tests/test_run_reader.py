@@ -61,7 +61,8 @@ def test_the_model_is_loaded_once_and_is_the_runs_model(finished):
     # the run's own split, scored with the run's model, gives the run's own test error
     test = run.split(load_dataset(root)).test
     assert len(test) == 12
-    again = evaluate_model(model, ImageDataset(test, size=32), rrrnet.Recipe(image_size=run.image_size), device="cpu")
+    again = evaluate_model(model, ImageDataset(test, size=32),
+                           rrrnet.Recipe(image_size=run.image_size), device="cpu")
     assert again["error"] == pytest.approx(run.metrics["error"])
 
 

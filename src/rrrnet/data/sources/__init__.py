@@ -47,7 +47,21 @@ CONVERTERS: dict[str, tuple[Callable[..., Path], str]] = {
                              "fonts-noto-color-emoji, unicode-data)"),
 }
 
-__all__ = ["CONVERTERS", "DIGITS_CLASSES", "EMOJI_CLASSES", "FASHION_MNIST_CLASSES",
+
+
+def convert(name: str, out: str | Path | None, per_class: int = 40, seed: int = 0,
+            source: str | None = None, overwrite: bool = False) -> Path:
+    """Write dataset ``name`` (a key of :data:`CONVERTERS`) into ``out``; returns the folder."""
+    from ...errors import ConfigError
+    if name not in CONVERTERS:
+        raise ConfigError(f"unknown converter {name!r}; choose one of {', '.join(CONVERTERS)}")
+    if out is None:
+        raise ConfigError(f"give the folder to write: rrrnet data {name} OUT")
+    return CONVERTERS[name][0](out, per_class=per_class, seed=seed, source=source,
+                               overwrite=overwrite)
+
+
+__all__ = ["CONVERTERS", "convert", "DIGITS_CLASSES", "EMOJI_CLASSES", "FASHION_MNIST_CLASSES",
            "ICDAR_CHARACTERS", "ICDAR_CLASSES", "MNIST_CLASSES", "OPENCLIPART_CLASSES",
            "OPENCLIPART_DIR", "OPENCLIPART_EXTRA_CLASSES", "ClipArtClass", "ClipArtPick",
            "EmojiClass", "character_category", "convert_digits", "convert_emoji",
