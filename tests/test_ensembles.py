@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import make_meta_album
-from rrrnet.ensembles import (Trajectory, bootstrap_weights, fge_factor, fge_plan,
+from rrrnet.ensembles import (FGETrajectory, SnapshotTrajectory, bootstrap_weights, fge_factor, fge_plan,
                               snapshot_bounds)
 from rrrnet.errors import ConfigError
 from rrrnet.model import ModelConfig
@@ -66,7 +66,8 @@ def _run_schedule(ensemble: str, epochs: int, steps: int, slots: int, **kwargs):
     """The learning rate of every step and the snapshots, with a parameter that holds its step."""
     module = torch.nn.Linear(1, 1, bias=False)
     optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
-    trajectory = Trajectory(ensemble, optimizer, epochs, steps, slots, **kwargs)
+    kind = {"snapshot": SnapshotTrajectory, "fge": FGETrajectory}[ensemble]
+    trajectory = kind(optimizer, epochs, steps, slots, **kwargs)
     rates = []
     for step in range(epochs * steps):
         rates.append(optimizer.param_groups[0]["lr"])

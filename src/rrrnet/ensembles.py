@@ -53,21 +53,10 @@ from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, LambdaLR
 from torch.utils.data import Dataset
 
 from .errors import ConfigError
-from .recipe import ENSEMBLES, TRAJECTORY_ENSEMBLES
 from .recycle import (BranchedResNet, BranchStages, branch_dropout, load_branch_states,
                       stage_index)
 
 _BAGGING_STREAM = 0xBA6  # keeps the bootstrap draws apart from every other draw of the seed
-
-
-def check_ensemble(ensemble: str, freeze_stump: bool) -> None:
-    """Refuse combinations that have no meaning, before anything is written."""
-    if ensemble not in ENSEMBLES:
-        raise ConfigError(f"ensemble must be one of {', '.join(ENSEMBLES)}, got {ensemble!r}")
-    if ensemble in TRAJECTORY_ENSEMBLES and not freeze_stump:
-        raise ConfigError(f"--ensemble {ensemble} collects branch snapshots along one trajectory, "
-                          f"which needs the shared stump frozen; use naive or bagging to train "
-                          f"all layers (freeze_stump=False)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,27 +116,29 @@ def fge_factor(step: int, start: int, cycle: int, high: float, low: float) -> fl
     return (1 - 2 * t) * high + 2 * t * low if t <= 0.5 else (2 - 2 * t) * low + (2 * t - 1) * high
 
 
-def collection_steps(ensemble: str, epochs: int, steps_per_epoch: int, slots: int,
-                     fge_cycle_epochs: int = 4) -> list[int]:
-    """The 0-based optimiser steps after which snapshot or FGE collects a model, one per slot;
-    a ConfigError when the training is too short for ``slots`` of them."""
+def snapshot_collection_steps(epochs: int, steps_per_epoch: int, slots: int) -> list[int]:
+    """The 0-based optimiser steps after which Snapshot Ensemble collects a model, one per
+    slot (the end of each cosine cycle); a ConfigError when training is too short."""
     total = epochs * steps_per_epoch
-    if ensemble == "snapshot":
-        if total < slots:
-            raise ConfigError(f"snapshot ensembling of {slots} branches needs at least {slots} "
-                              f"training steps, got {total} ({epochs} epochs of {steps_per_epoch} "
-                              f"batches); train longer or use fewer branches")
-        return [b - 1 for b in snapshot_bounds(total, slots)[1:]]
-    if ensemble == "fge":
-        cycle = fge_cycle_epochs * steps_per_epoch
-        start, collect = fge_plan(total, cycle, slots)
-        if cycle < 2 or start < 0:
-            raise ConfigError(
-                f"FGE with {slots} branches needs {slots} cycles of {fge_cycle_epochs} epochs "
-                f"({cycle} steps, at least 2) within the {epochs} epochs; lower "
-                f"fge_cycle_epochs, train longer or use fewer branches")
-        return collect
-    raise ConfigError(f"no trajectory for ensemble {ensemble!r}")
+    if total < slots:
+        raise ConfigError(f"snapshot ensembling of {slots} branches needs at least {slots} "
+                          f"training steps, got {total} ({epochs} epochs of {steps_per_epoch} "
+                          f"batches); train longer or use fewer branches")
+    return [b - 1 for b in snapshot_bounds(total, slots)[1:]]
+
+
+def fge_collection_steps(epochs: int, steps_per_epoch: int, slots: int,
+                         fge_cycle_epochs: int = 4) -> list[int]:
+    """The 0-based optimiser steps after which FGE collects a model, one per slot (the middle
+    of each cycle); a ConfigError when training is too short for ``slots`` cycles."""
+    total, cycle = epochs * steps_per_epoch, fge_cycle_epochs * steps_per_epoch
+    start, collect = fge_plan(total, cycle, slots)
+    if cycle < 2 or start < 0:
+        raise ConfigError(
+            f"FGE with {slots} branches needs {slots} cycles of {fge_cycle_epochs} epochs "
+            f"({cycle} steps, at least 2) within the {epochs} epochs; lower "
+            f"fge_cycle_epochs, train longer or use fewer branches")
+    return collect
 
 
 class Trajectory:
@@ -155,22 +146,16 @@ class Trajectory:
 
     :meth:`after_step` is called after every optimiser step; ``snapshots`` are per-branch state
     dicts (``groups=1`` keys), ``steps`` the 0-based steps after which they were taken.
+    Subclasses set ``scheduler`` and :meth:`next_rate`.
     """
 
-    def __init__(self, ensemble: str, optimizer: torch.optim.Optimizer, epochs: int,
-                 steps_per_epoch: int, slots: int, fge_cycle_epochs: int = 4,
-                 fge_lr_high: float = 0.5, fge_lr_low: float = 0.005):
-        self.collect = collection_steps(ensemble, epochs, steps_per_epoch, slots, fge_cycle_epochs)
-        self.ensemble, self.total = ensemble, epochs * steps_per_epoch
+    def __init__(self, collect: list[int], total: int):
+        self.collect, self.total = collect, total
         self.step, self.snapshots, self.steps = 0, [], []
-        if ensemble == "snapshot":
-            self.bounds = snapshot_bounds(self.total, slots)
-            self.scheduler = CosineAnnealingWarmRestarts(optimizer, T_0=1, eta_min=0.0)
-        else:
-            cycle = fge_cycle_epochs * steps_per_epoch
-            start = fge_plan(self.total, cycle, slots)[0]
-            self.scheduler = LambdaLR(optimizer, lambda s: fge_factor(s, start, cycle, fge_lr_high,
-                                                                     fge_lr_low))
+        self.scheduler = None
+
+    def next_rate(self) -> None:
+        self.scheduler.step()
 
     def after_step(self, branch: nn.Module) -> None:
         if self.step in self.collect:
@@ -179,10 +164,7 @@ class Trajectory:
             self.steps.append(self.step)
         self.step += 1
         if self.step < self.total:  # the rate of the next step
-            if self.ensemble == "snapshot":
-                self.scheduler.step(snapshot_position(self.step, self.bounds))
-            else:
-                self.scheduler.step()
+            self.next_rate()
 
     def state_dict(self) -> dict:
         return {"step": self.step, "snapshots": self.snapshots, "steps": self.steps,
@@ -191,6 +173,35 @@ class Trajectory:
     def load_state_dict(self, state: dict) -> None:
         self.step, self.snapshots, self.steps = state["step"], state["snapshots"], state["steps"]
         self.scheduler.load_state_dict(state["scheduler"])
+
+
+class SnapshotTrajectory(Trajectory):
+    """``slots`` cosine cycles over the training steps (Huang et al.'s Equation 2)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int,
+                 slots: int):
+        super().__init__(snapshot_collection_steps(epochs, steps_per_epoch, slots),
+                         epochs * steps_per_epoch)
+        self.bounds = snapshot_bounds(self.total, slots)
+        self.scheduler = CosineAnnealingWarmRestarts(optimizer, T_0=1, eta_min=0.0)
+
+    def next_rate(self) -> None:
+        self.scheduler.step(snapshot_position(self.step, self.bounds))
+
+
+class FGETrajectory(Trajectory):
+    """The recipe's constant rate, then ``slots`` cycles of Garipov et al.'s piecewise-linear
+    rate, a model collected at the middle of each."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int,
+                 slots: int, fge_cycle_epochs: int = 4, fge_lr_high: float = 0.5,
+                 fge_lr_low: float = 0.005):
+        super().__init__(fge_collection_steps(epochs, steps_per_epoch, slots, fge_cycle_epochs),
+                         epochs * steps_per_epoch)
+        cycle = fge_cycle_epochs * steps_per_epoch
+        start = fge_plan(self.total, cycle, slots)[0]
+        self.scheduler = LambdaLR(optimizer, lambda s: fge_factor(s, start, cycle, fge_lr_high,
+                                                                 fge_lr_low))
 
 
 def trajectory_model(full: BranchedResNet) -> BranchedResNet:

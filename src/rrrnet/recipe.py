@@ -14,20 +14,23 @@ from typing import Any
 
 from .errors import ConfigError
 from .options import DEFAULT_MAX_EPOCHS, PRECISIONS
+from .training.strategies import ensembles
+from .training.strategies import get as get_strategy
+from .training.strategies import method as paper_method
 
 BRANCH_VIEWS = ("shared", "independent")
-ENSEMBLES = ("naive", "bagging", "snapshot", "fge")
-TRAJECTORY_ENSEMBLES = ("snapshot", "fge")   # one trajectory, its snapshots fill the branches
+SCHEDULES = ("constant", "cosine")           # the learning rate (training.callbacks.lr_factor)
+RESIZE_MODES = ("squash", "crop", "pad")     # how an image becomes square (data.resize_square)
 # Recipe options that do not change the trained weights: where the run executes, and how often
 # the history scores the evaluation images (evaluation draws no random numbers and leaves every
 # weight and BatchNorm statistic as it is; tested). Resumption and benchmark cells ignore them.
-HISTORY_ONLY = ("device", "num_workers", "eval_every")
-DROPOUT_METHOD = "D"                         # the method whose dropout rate is tuned
+HISTORY_ONLY = ("device", "num_workers", "eval_every", "log")
 # Old spellings of recipe options, still read from configuration files and run folders.
 RENAMED = {"warm_stem_epochs": "warm_stump_epochs"}
 # What runs written before an option existed did, whatever its default is now: a run folder's or
 # benchmark cell's configuration without the option is read with this value.
-BEFORE_OPTION = {"precision": "fp32"}
+BEFORE_OPTION = {"precision": "fp32", "schedule": "constant", "warmup_epochs": 0, "patience": 0,
+                 "log": "", "resize": "squash"}
 
 
 def with_added_options(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +45,7 @@ def renamed(options: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to train; the defaults are the paper's."""
+    """How to train; the defaults are the paper's (:meth:`quick` is the practitioner's)."""
 
     epochs: int = 300
     batch_size: int = 32
@@ -64,12 +67,23 @@ class Recipe:
     fge_lr_high: float = 0.5          # FGE: cycle's highest rate, times lr
     fge_lr_low: float = 0.005         # FGE: cycle's lowest rate (where models are collected), times lr
     precision: str = "fp32"           # fp32 | bf16 | fp16 | auto: autocast of training steps
+    schedule: str = "constant"        # constant (the paper's) | cosine, after warmup_epochs
+    warmup_epochs: int = 0            # linear learning-rate warm-up (epochs)
+    patience: int = 0                 # stop after N evaluations without improvement (0: never)
+    log: str = ""                     # loggers, comma-separated: csv, tensorboard, mlflow
+    resize: str = "squash"            # squash | crop | pad: how images become square
 
     def __post_init__(self):
         if self.branch_views not in BRANCH_VIEWS:
             raise ConfigError(f"branch_views must be shared or independent, got {self.branch_views!r}")
-        if self.ensemble not in ENSEMBLES:
-            raise ConfigError(f"ensemble must be one of {', '.join(ENSEMBLES)}, got {self.ensemble!r}")
+        if self.ensemble not in ensembles():
+            raise ConfigError(f"ensemble must be one of {', '.join(ensembles())}, got {self.ensemble!r}")
+        for name, choices in (("schedule", SCHEDULES), ("resize", RESIZE_MODES)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got "
+                                  f"{getattr(self, name)!r}")
+        if not isinstance(self.log, str):
+            raise ConfigError(f"log must be a comma-separated string of loggers, got {self.log!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.fge_cycle_epochs < 1:
@@ -82,7 +96,11 @@ class Recipe:
         for name in ("epochs", "batch_size", "image_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("ema_epochs", "warm_stump_epochs", "augment_ops", "eval_every", "num_workers"):
+        if self.warmup_epochs > self.epochs:
+            raise ConfigError(f"warmup_epochs ({self.warmup_epochs}) cannot exceed epochs "
+                              f"({self.epochs})")
+        for name in ("ema_epochs", "warm_stump_epochs", "augment_ops", "eval_every", "num_workers",
+                     "warmup_epochs", "patience"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.ema_step_decay < 1:
@@ -111,7 +129,24 @@ class Recipe:
     @property
     def uses_ema(self) -> bool:
         """Snapshot and FGE ensemble raw weights at their cycle points, as their papers do."""
-        return self.ema_epochs > 0 and self.ensemble not in TRAJECTORY_ENSEMBLES
+        return get_strategy(self.ensemble).uses_ema(self)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> "Recipe":
+        """The practitioner's recipe: ``rrrnet fit``'s defaults (``--recipe quick``). The
+        paper's optimiser, augmentation and weight average, with what makes a first result on
+        a new dataset come soonest: bf16 autocast where the CPU (or GPU) has it, 60 epochs
+        under a cosine schedule after a 2-epoch warm-up, and early stopping after 10
+        evaluations without improvement where a validation part exists. ``changes``
+        override any field."""
+        quick = dict(epochs=60, schedule="cosine", warmup_epochs=2, precision="auto",
+                     patience=10, ema_epochs=12)
+        return cls(**{**quick, **changes})
+
+    @classmethod
+    def paper(cls, **changes: Any) -> "Recipe":
+        """The paper's recipe (``--recipe paper``): the field defaults."""
+        return cls(**changes)
 
     @property
     def ema_start(self) -> int:
@@ -186,8 +221,8 @@ class SearchSpace:
             "epochs": trial.suggest_int("epochs", *self.epochs),
             "ema_fraction": trial.suggest_float("ema_fraction", *self.ema_fraction),
         }
-        if method == DROPOUT_METHOD:
-            params["dropout"] = trial.suggest_float("dropout", *self.dropout)
+        for name in paper_method(method).searched:   # e.g. [D]'s dropout rate
+            params[name] = trial.suggest_float(name, *getattr(self, name))
         params["ema_epochs"] = ema_epochs(params["epochs"], params["ema_fraction"])
         return params
 

@@ -35,14 +35,12 @@ from typing import Any
 
 from ..backbone import arch_spec
 from ..errors import ConfigError
-from ..options import METHODS
+from ..training import strategies
+from ..training.strategies import DEFAULT_DROPOUT, DROPOUT_RATES, REDUCED  # noqa: F401
 from ..model import ModelConfig
 from ..io import write_json
 from ..recipe import Recipe, renamed
 
-DEFAULT_DROPOUT = 0.05                                  # the paper's best rate for [D]
-DROPOUT_RATES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)    # the rates the paper tried for [D]
-REDUCED = (1, 1, 1, 1)
 CONFIG_SECTIONS = ("recipe", "model", "methods", "source")
 
 _RECIPE_FIELDS = frozenset(f.name for f in dataclasses.fields(Recipe))
@@ -53,30 +51,16 @@ _METHOD_FIELDS = ("blocks", "branches", "split_at", "freeze_stump", "dropout")  
 def method_setup(method: str, recipe: Recipe | None = None, seed: int = 0,
                  dropout: float | None = None, weights: str | None = None,
                  arch: str = "resnet152") -> tuple[ModelConfig, Recipe]:
-    """The model and recipe of ``method`` (A-E): ``recipe`` (default: the paper's) with the
-    method's changes, ``seed`` for both. ``dropout``: [D]'s rate (default 0.05); the other
-    methods have none, so it is not used for them. ``weights``: the backbone's source (default
-    ``imagenet``). ``arch``: the template (default the paper's ResNet-152; [A] and [B] keep all
-    of its blocks)."""
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; choose one of "
-                          + "; ".join(f"{k}: {v}" for k, v in METHODS.items()))
+    """The model and recipe of ``method`` (A-E, :mod:`rrrnet.training.strategies`): ``recipe``
+    (default: the paper's) with the method's changes, ``seed`` for both. ``dropout``: [D]'s
+    rate (default 0.05); the other methods have none, so it is not used for them.
+    ``weights``: the backbone's source (default ``imagenet``). ``arch``: the template (default
+    the paper's ResNet-152; [A] and [B] keep all of its blocks)."""
+    strategy = strategies.method(method)
     recipe = dataclasses.replace(recipe or Recipe(), seed=seed)
     base = ModelConfig(arch=arch, seed=seed, **({} if weights is None else {"weights": weights}))
-    full = arch_spec(arch).blocks
-    if method == "A":
-        # Without augmentation the frozen backbone's features are computed once (train.fit).
-        return (dataclasses.replace(base, blocks=full, branches=1, split_at="fc"),
-                dataclasses.replace(recipe, augment_ops=0))
-    if method == "B":
-        return dataclasses.replace(base, blocks=full, branches=1, split_at="fc",
-                                   freeze_stump=False), recipe
-    if method == "C":
-        return dataclasses.replace(base, blocks=REDUCED, branches=1), recipe
-    if method == "D":
-        rate = DEFAULT_DROPOUT if dropout is None else dropout
-        return dataclasses.replace(base, blocks=REDUCED, branches=1, dropout=rate), recipe
-    return dataclasses.replace(base, blocks=REDUCED, branches=8), recipe
+    return (strategy.model(base, arch_spec(arch).blocks, dropout=dropout),
+            strategy.recipe(recipe))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,7 +95,7 @@ def check_config(data: Any, origin: str = "configuration") -> dict[str, Any]:
                          for m, e in config["methods"].items()}
     _unknown(origin, "recipe.", config["recipe"], _RECIPE_FIELDS)
     _unknown(origin, "model.", config["model"], _MODEL_FIELDS)
-    _unknown(origin, "methods.", config["methods"], METHODS)
+    _unknown(origin, "methods.", config["methods"], strategies.methods())
     for method, entry in config["methods"].items():
         if not isinstance(entry, dict):
             raise ConfigError(f"{origin}: methods.{method} must be an object, got {entry!r}")

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..recipe import DROPOUT_METHOD, SearchSpace, ema_epochs  # noqa: F401  (re-exported)
+from ..recipe import SearchSpace, ema_epochs  # noqa: F401  (re-exported)
+from ..training import strategies
 from ..model import ModelConfig
 from ..rundir import holds_folder
 from ..io import json_safe, write_csv, write_json
@@ -141,10 +142,7 @@ def tune(data: str | os.PathLike, out: str | os.PathLike = "rrrnet-tune", *,
     trial's run folder (``out/runs/trial-NNNN``) instead of deleting it when the trial ends.
     """
     optuna = import_optuna()
-    from .methods import METHODS
-
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    strategies.method(method)   # an unknown method fails here, naming the known ones
     if trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}")
     space = space or SearchSpace()
@@ -260,8 +258,10 @@ def write_outputs(study, out: Path, config_path: Path, method: str, spec: DataSp
         return
     best = best_summary(study, method, spec, storage)
     write_json(out / "best.json", best)
-    dropout = {DROPOUT_METHOD: {"dropout": best["params"]["dropout"]}} if "dropout" in best["params"] else None
-    write_config_file(config_path, recipe=best["recipe"], methods=dropout, source=best["source"])
+    own = {name: best["params"][name] for name in strategies.method(method).searched
+           if name in best["params"]}   # the method's own options (e.g. [D]'s dropout rate)
+    write_config_file(config_path, recipe=best["recipe"], methods={method: own} if own else None,
+                      source=best["source"])
 
 
 def best_summary(study, method: str, spec: DataSpec, storage: str | None) -> dict[str, Any]:
