@@ -10,6 +10,7 @@ from conftest import make_meta_album
 from PIL import Image
 
 from rrrnet import train
+from rrrnet.training import loop
 from rrrnet.cli import main
 from rrrnet.cost import model_cost
 from rrrnet.errors import ConfigError, DataError, RunError
@@ -65,8 +66,8 @@ def test_grid_resumes_interrupted_cell_and_skips_finished_ones(tmp_path, monkeyp
 
     fits, epochs = [], []
     monkeypatch.setattr(bench, "fit", lambda *a, **kw: fits.append(a[0]) or real_fit(*a, **kw))
-    real_epoch = train.train_epoch
-    monkeypatch.setattr(train, "train_epoch",
+    real_epoch = loop.begin_epoch
+    monkeypatch.setattr(loop, "begin_epoch",
                         lambda *a, **kw: epochs.append(1) or real_epoch(*a, **kw))
     result = bench.run_cells(cells, out, progress=False)
     assert (result.trained, result.skipped, result.failed) == (1, 1, {})

@@ -10,11 +10,12 @@ from conftest import make_meta_album
 from rrrnet.backbone import BasicBlock, Bottleneck
 from rrrnet.cli import main
 from rrrnet.errors import ConfigError
-from rrrnet.experiments.methods import (METHODS, apply_config, load_config_file,
+from rrrnet.experiments.methods import (apply_config, load_config_file,
                                         method_setup, write_config_file)
 from rrrnet.model import ModelConfig, build, load, save
 from rrrnet.recycle import convert
 from rrrnet.train import DataSpec, Recipe, fit
+from rrrnet.training import strategies
 
 
 # --- the five methods --------------------------------------------------------------------------
@@ -36,7 +37,7 @@ def test_method_setup_gives_the_papers_five_models():
         # the shared recipe, with the seed; only [A] drops augmentation (its features are cached)
         assert recipe == dataclasses.replace(shared, seed=21,
                                              augment_ops=0 if method == "A" else 2)
-    assert set(METHODS) == set("ABCDE")
+    assert set(strategies.methods()) == set("ABCDE")
 
 
 def test_method_setup_options():

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from conftest import make_meta_album, read_csv
-from rrrnet import train
+from rrrnet.training import loop
 from rrrnet.cli import main, seed_list
 from rrrnet.cost import cost
 from rrrnet.errors import ConfigError, RunError
@@ -49,12 +49,12 @@ def test_tiny_sweep_writes_runs_and_t_interval_summary_and_resumes(tiny_data, tm
 
     # finished runs are read back, not trained again; a new seed trains only its own runs
     trained = []
-    real_epoch = train.train_epoch
+    real_epoch = loop.begin_epoch
 
-    def counting(model, *args, **kwargs):
-        trained.append(model.num_branches)
-        return real_epoch(model, *args, **kwargs)
-    monkeypatch.setattr(train, "train_epoch", counting)
+    def counting(state, epoch):
+        trained.append(state.model.num_branches)
+        return real_epoch(state, epoch)
+    monkeypatch.setattr(loop, "begin_epoch", counting)
     again = sweep_branches(tiny_data, out, (1, 2), (0, 1), TINY_MODEL, TINY_RECIPE, resume=True,
                            progress=False)
     assert trained == [] and again.runs == result.runs

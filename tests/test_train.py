@@ -221,7 +221,7 @@ def test_evaluating_in_the_history_changes_no_weight(tiny_data, tmp_path):
 def test_history_evaluates_on_stump_features_computed_once(tiny_data, tmp_path, monkeypatch):
     """Behind the frozen stump the evaluation images' features are computed once; the history
     is the one of running the stump at every evaluation (the memory cap at 0 forces that)."""
-    from rrrnet import train as train_module
+    from rrrnet.training import callbacks as train_module
     real_cache, cached = train_module.feature_cache, []
     monkeypatch.setattr(train_module, "feature_cache", lambda *a, **kw: cached.append(
         real_cache(*a, **kw)) or cached[-1])

@@ -8,6 +8,7 @@ optuna = pytest.importorskip("optuna")
 
 from conftest import make_meta_album  # noqa: E402
 from rrrnet import cli, train  # noqa: E402
+from rrrnet.training import fit as fit_module  # noqa: E402
 from rrrnet.data import load_dataset, micro_split  # noqa: E402
 from rrrnet.errors import ConfigError  # noqa: E402
 from rrrnet.experiments.methods import load_config_file  # noqa: E402
@@ -79,12 +80,12 @@ def test_suggestions_are_reproducible_by_seed_and_in_range():
 
 def test_tiny_study_scores_on_validation_images_and_writes_a_config(held_out, tmp_path, monkeypatch):
     seen = []
-    real_images = train.ImageDataset
+    real_images = fit_module.ImageDataset
 
     def spy(images, *args, **kwargs):
         seen.append(split_names(images))
         return real_images(images, *args, **kwargs)
-    monkeypatch.setattr(train, "ImageDataset", spy)
+    monkeypatch.setattr(fit_module, "ImageDataset", spy)
 
     result = tune(held_out, tmp_path / "tune", method="E", trials=2, space=ONE_EPOCH, seed=1, **TINY)
 

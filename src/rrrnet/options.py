@@ -22,14 +22,7 @@ INIT_MODES = ("aligned", "first", "random")   # "random": no kernel reuse (ablat
 DEFAULT_BLOCKS = (1, 1, 1, 1)
 ORDERS = ("stages", "cyclic")                 # forward block selection's orders
 
-# the paper's methods (experiments.methods)
-METHODS: dict[str, str] = {
-    "A": "ResNet-152, last layer fine-tuned (frozen backbone, new classifier)",
-    "B": "ResNet-152, all layers fine-tuned",
-    "C": "ResNet_1.1.1.1, one branch (reduced, not split)",
-    "D": "ResNet_1.1.1.1, one branch, dropout after every activation of layer3/layer4",
-    "E": "RRR-Net: ResNet_1.1.1.1 with 8 branches from conv4_1 (naive ensemble)",
-}
+# the paper's methods (A-E) and the ensembles are classes of rrrnet.training.strategies
 
 # experiments
 DEFAULT_EPSILON = 0.01                        # block selection: stop below a 1% relative gain

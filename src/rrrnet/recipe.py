@@ -68,7 +68,7 @@ class Recipe:
     fge_lr_low: float = 0.005         # FGE: cycle's lowest rate (where models are collected), times lr
     precision: str = "fp32"           # fp32 | bf16 | fp16 | auto: autocast of training steps
     schedule: str = "constant"        # constant (the paper's) | cosine, after warmup_epochs
-    warmup_epochs: int = 0            # linear learning-rate warm-up (epochs)
+    warmup_epochs: int = 0            # linear learning-rate warm-up (epochs; at most all of them)
     patience: int = 0                 # stop after N evaluations without improvement (0: never)
     log: str = ""                     # loggers, comma-separated: csv, tensorboard, mlflow
     resize: str = "squash"            # squash | crop | pad: how images become square
@@ -96,9 +96,6 @@ class Recipe:
         for name in ("epochs", "batch_size", "image_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.warmup_epochs > self.epochs:
-            raise ConfigError(f"warmup_epochs ({self.warmup_epochs}) cannot exceed epochs "
-                              f"({self.epochs})")
         for name in ("ema_epochs", "warm_stump_epochs", "augment_ops", "eval_every", "num_workers",
                      "warmup_epochs", "patience"):
             if getattr(self, name) < 0:

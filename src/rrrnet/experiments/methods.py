@@ -39,12 +39,16 @@ from ..training import strategies
 from ..training.strategies import DEFAULT_DROPOUT, DROPOUT_RATES, REDUCED  # noqa: F401
 from ..model import ModelConfig
 from ..io import write_json
-from ..recipe import Recipe, renamed
+from ..recipe import DataSpec, Recipe, renamed
 
 CONFIG_SECTIONS = ("recipe", "model", "methods", "source")
+# A run's config.json is a configuration file too: these sections of it are read (data) or
+# describe the run (classes, the calibrated shift it resolved) and are not options.
+RUN_SECTIONS = ("data", "classes", "resolved_shift")
 
 _RECIPE_FIELDS = frozenset(f.name for f in dataclasses.fields(Recipe))
 _MODEL_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelConfig)) - {"num_classes"}
+_DATA_FIELDS = frozenset(f.name for f in dataclasses.fields(DataSpec))
 _METHOD_FIELDS = ("blocks", "branches", "split_at", "freeze_stump", "dropout")  # what a method sets
 
 
@@ -85,8 +89,13 @@ def check_config(data: Any, origin: str = "configuration") -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a JSON object with sections "
                           f"{', '.join(CONFIG_SECTIONS)}")
-    _unknown(origin, "", data, CONFIG_SECTIONS)
+    _unknown(origin, "", data, CONFIG_SECTIONS + RUN_SECTIONS)
     config = {name: data.get(name) or {} for name in CONFIG_SECTIONS}
+    if data.get("data"):   # a run's config.json: its split
+        config["data"] = data["data"]
+    if "classes" in data and isinstance(config["model"], dict):
+        # a run's own config.json: its class count is its dataset's, not an option
+        config["model"] = {k: v for k, v in config["model"].items() if k != "num_classes"}
     for name, value in config.items():
         if not isinstance(value, dict):
             raise ConfigError(f"{origin}: section {name!r} must be an object, got {value!r}")
@@ -95,6 +104,7 @@ def check_config(data: Any, origin: str = "configuration") -> dict[str, Any]:
                          for m, e in config["methods"].items()}
     _unknown(origin, "recipe.", config["recipe"], _RECIPE_FIELDS)
     _unknown(origin, "model.", config["model"], _MODEL_FIELDS)
+    _unknown(origin, "data.", config.get("data", {}), _DATA_FIELDS)
     _unknown(origin, "methods.", config["methods"], strategies.methods())
     for method, entry in config["methods"].items():
         if not isinstance(entry, dict):

@@ -105,7 +105,7 @@ class LrSchedule(Callback):
         if state.strategy.trajectory_based or (r.schedule == "constant" and not r.warmup_epochs):
             return
         factor = lr_factor(state.step, r.epochs * state.steps_per_epoch,
-                           r.warmup_epochs * state.steps_per_epoch, r.schedule)
+                           min(r.warmup_epochs, r.epochs) * state.steps_per_epoch, r.schedule)
         for group in state.optimizer.param_groups:
             group["lr"] = r.lr * factor
 

@@ -62,7 +62,7 @@ def method(letter: str) -> "Strategy":
 
 def methods() -> dict[str, type["Strategy"]]:
     """The paper's methods by letter (A-E)."""
-    return {cls.paper: cls for cls in _unique() if cls.paper}
+    return dict(sorted((cls.paper, cls) for cls in _unique() if cls.paper))
 
 
 def ensembles() -> dict[str, type["Strategy"]]:

@@ -1,0 +1,291 @@
+"""``fit``: train into a run folder. Its options are :class:`~rrrnet.recipe.Recipe`'s and
+:class:`~rrrnet.model.ModelConfig`'s fields under one name each (``--warmup-epochs`` is
+``Recipe.warmup_epochs`` and ``"warmup_epochs"`` in a config file), and the methods and
+ensembles come from the strategy registry (:mod:`rrrnet.training.strategies`).
+
+Precedence, lowest first: the recipe preset (``--recipe quick``, the default, or ``paper``),
+``--method``, ``--config``, then what is typed. The preset, method and config layers are read
+in a first pass and become parser defaults (timm's train.py does the same), so precedence holds
+by construction.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from ..errors import ConfigError
+from ..options import ARCH_NAMES, INIT_MODES, PRECISIONS, SPLIT_POINTS
+from ..training import strategies
+from .args import add_run_flags, add_weights_arg
+
+QUICK_PATIENCE = 10   # the quick recipe's early stopping, where a validation part exists
+
+
+def add_model_args(parser: argparse.ArgumentParser, num_classes: bool = True) -> None:
+    g = parser.add_argument_group("model")
+    g.add_argument("--arch", default="resnet152", choices=sorted(ARCH_NAMES),
+                   help="template ResNet (default: resnet152)")
+    g.add_argument("--blocks", default="1,1,1,1",
+                   help="blocks kept per stage, ResNet_{x1-x2-x3-x4} (default: 1,1,1,1)")
+    g.add_argument("--branches", "-b", type=int, default=8, help="number of branches (default: 8)")
+    if num_classes:  # fit takes the class count from its data
+        g.add_argument("--num-classes", type=int, default=20,
+                       help="classes of the task (default: 20)")
+    g.add_argument("--split-at", default="layer3", choices=SPLIT_POINTS,
+                   help="first stage split into branches; layer3 is conv4_1 (default: layer3)")
+    g.add_argument("--shift", "-a", type=int, default=None,
+                   help="Equation 1's a; default: calibrated so the branches hold no more "
+                        "parameters than the part they replace")
+    g.add_argument("--init", default="aligned", choices=INIT_MODES,
+                   help="branch initialisation: aligned slicing of the pretrained kernels (input "
+                        "channels follow each branch), first (the authors' release: first C_in "
+                        "channels, default BatchNorm) or random (no reuse, an ablation)")
+    g.add_argument("--no-slice-bn", dest="slice_bn", action="store_false",
+                   help="with --init aligned, leave the branch BatchNorms at their default "
+                        "initialisation instead of slicing them (an ablation)")
+    g.add_argument("--seed", type=int, default=0, help="seed of slicing and new classifiers")
+
+
+def model_config(args: argparse.Namespace):
+    from ..model import ModelConfig
+    from ..reduce import parse_blocks
+    return ModelConfig(arch=args.arch, blocks=parse_blocks(args.blocks), branches=args.branches,
+                       freeze_stump=getattr(args, "freeze_stump", True),
+                       dropout=getattr(args, "dropout", None) or 0.0,
+                       num_classes=getattr(args, "num_classes", 20), split_at=args.split_at,
+                       shift=args.shift,
+                       init=args.init, seed=args.seed, slice_bn=getattr(args, "slice_bn", True),
+                       weights=getattr(args, "weights", "none") or "none")
+
+
+def add_recipe_args(parser: argparse.ArgumentParser, title: str = "defaults: the paper's") -> None:
+    from ..recipe import BRANCH_VIEWS, RESIZE_MODES, SCHEDULES, Recipe
+    d = Recipe()
+    g = parser.add_argument_group(f"training recipe ({title})")
+    g.add_argument("--epochs", type=int, default=d.epochs)
+    g.add_argument("--batch-size", type=int, default=d.batch_size)
+    g.add_argument("--lr", type=float, default=d.lr)
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    g.add_argument("--schedule", default=d.schedule, choices=SCHEDULES,
+                   help="learning rate: constant (the paper's) or cosine to 0 over the epochs")
+    g.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs,
+                   help="linear learning-rate warm-up before the schedule (epochs)")
+    g.add_argument("--precision", default=d.precision, choices=PRECISIONS,
+                   help="autocast of the training steps: bf16 (CPUs with native bf16, recent "
+                        "GPUs), fp16 with a grad scaler (CUDA), auto the fastest supported one; "
+                        "evaluation always runs in fp32")
+    g.add_argument("--patience", type=int, default=d.patience,
+                   help="stop after N evaluations of the validation part without a lower error "
+                        "of the kept (averaged) weights, and keep the best (0: never)")
+    g.add_argument("--ema-epochs", type=int, default=d.ema_epochs,
+                   help="average the weights over the last min(N, ceil(epochs/2)) epochs: an "
+                        "EMA whose window spans them, bias-corrected so that no weights from "
+                        "before its start remain (0: no average)")
+    g.add_argument("--ema-step-decay", type=float, default=d.ema_step_decay,
+                   help="a fixed EMA decay per optimiser step instead (the authors' release: "
+                        "0.98333 = 59/60, a window of about 60 steps); 0: the rule above")
+    g.add_argument("--warm-stem-epochs", dest="warm_stump_epochs", type=int,
+                   default=d.warm_stump_epochs, help=argparse.SUPPRESS)  # the old spelling
+    g.add_argument("--warm-stump-epochs", type=int, default=d.warm_stump_epochs,
+                   help="passes re-estimating the frozen stump's BatchNorm statistics")
+    g.add_argument("--augment-ops", type=int, default=d.augment_ops,
+                   help="augmentations drawn per image (0: none)")
+    g.add_argument("--branch-views", default=d.branch_views, choices=BRANCH_VIEWS,
+                   help="shared: one augmented view for all branches, stump computed once; "
+                        "independent: one view per branch")
+    g.add_argument("--image-size", type=int, default=d.image_size)
+    g.add_argument("--resize", default=d.resize, choices=RESIZE_MODES,
+                   help="how a non-square image becomes square: squash (keeps every pixel), "
+                        "crop (centre) or pad (white)")
+    g.add_argument("--eval-every", type=int, default=d.eval_every,
+                   help="validation (else test) error of the raw and averaged weights in "
+                        "history.csv every N epochs (0: only at the end)")
+    g.add_argument("--log", default=d.log, metavar="LOGGERS",
+                   help="loggers writing RUN/logs/ per epoch (loss, validation error, lr, "
+                        "time), comma-separated: csv, tensorboard, mlflow (history.csv always "
+                        "holds every column)")
+    g.add_argument("--num-workers", type=int, default=d.num_workers, help="data loader workers")
+    g.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    e = parser.add_argument_group("ensemble training (rrrnet.training.strategies)")
+    e.add_argument("--ensemble", default=d.ensemble, choices=list(strategies.ensembles()),
+                   help="; ".join(f"{name}: {cls.summary}"
+                                  for name, cls in strategies.ensembles().items()))
+    e.add_argument("--fge-cycle-epochs", type=int, default=d.fge_cycle_epochs,
+                   help=f"FGE: epochs per cycle (default: {d.fge_cycle_epochs})")
+    e.add_argument("--fge-lr-high", type=float, default=d.fge_lr_high,
+                   help=f"FGE: highest rate of a cycle, times --lr (default: {d.fge_lr_high})")
+    e.add_argument("--fge-lr-low", type=float, default=d.fge_lr_low,
+                   help=f"FGE: lowest rate, where models are collected, times --lr "
+                        f"(default: {d.fge_lr_low})")
+    s = parser.add_argument_group("data split (per class)")
+    s.add_argument("--train", type=int, default=20, help="training images per class")
+    s.add_argument("--val", type=int, default=0, help="validation images per class")
+    s.add_argument("--test", type=int, default=20, help="test images per class")
+    s.add_argument("--skip-bad-images", action="store_true",
+                   help="drop missing or corrupt images with a warning instead of stopping")
+    s.add_argument("--allow-outside-files", action="store_true",
+                   help="accept labels.csv rows naming files outside the dataset folder")
+
+
+def recipe(args: argparse.Namespace):
+    """The Recipe of the parsed options (fields without an option keep their default, or the
+    value a preset, --method or --config layer set)."""
+    from ..recipe import Recipe
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)
+              if hasattr(args, f.name)}
+    if values.get("patience", 0) is None:   # fit's preset decides where the data allow it
+        values["patience"] = 0
+    return Recipe(**values)
+
+
+def data_spec(args: argparse.Namespace, root: str):
+    from ..recipe import DataSpec
+    return DataSpec(root=root, train=args.train, val=args.val, test=args.test,
+                    skip_bad_images=args.skip_bad_images,
+                    allow_outside_files=getattr(args, "allow_outside_files", False))
+
+
+def add(sub) -> None:
+    fit = sub.add_parser(
+        "fit", help="train an RRR-Net on a dataset into a run folder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Methods (--method) and ensembles (--ensemble), from the registry:\n  "
+                    + strategies.describe().replace("\n", "\n  ")
+                    + "\n\nRecipes: quick (the default: 60 epochs, cosine schedule after a "
+                      "2-epoch warm-up, bf16 where\nsupported, early stopping after "
+                      f"{QUICK_PATIENCE} evaluations where a val part exists) or paper "
+                      "(300 epochs,\nconstant rate, fp32, no early stopping).")
+    fit.add_argument("data", nargs="?", help="dataset folder (Meta-Album: labels.csv, info.json, "
+                     "images/; or one sub-folder per class); default: --config's data root")
+    fit.add_argument("--out", "-o", required=True, help="run folder to write")
+    fit.add_argument("--recipe", default="quick", choices=("quick", "paper"),
+                     help="the preset under every other option: quick (a first result soonest) "
+                          "or paper (the paper's 300-epoch recipe)")
+    add_model_args(fit, num_classes=False)
+    add_weights_arg(fit)
+    add_recipe_args(fit, title="defaults: the paper's, or the --recipe quick preset's")
+    fit.set_defaults(patience=None)   # the preset decides (see fit_command)
+    mg = fit.add_argument_group("the paper's methods, configuration files, processes")
+    methods = strategies.methods()
+    mg.add_argument("--method", choices=list(methods),
+                    help="one of the paper's models; sets --blocks, --branches, --split-at (and "
+                         "what trains) itself: " + "; ".join(f"{k}: {v.summary}"
+                                                             for k, v in methods.items()))
+    mg.add_argument("--dropout", type=float, default=None,
+                    help="dropout after every activation of layer3/layer4: method D's rate "
+                         "(default 0.05), or a custom model's (default: none)")
+    mg.add_argument("--config", help="recipe/model overrides file (from rrrnet tune, or a run's "
+                                     "config.json); options typed on the command line win")
+    mg.add_argument("--nproc", type=int, default=1,
+                    help="data-parallel processes on this machine (torchrun; gloo on CPU, NCCL "
+                         "on GPU); several machines: torchrun ... -m rrrnet fit (README)")
+    add_run_flags(fit, what="a run", resume="continue an interrupted run")
+    fit.set_defaults(func=fit_command)
+
+
+def layers(args: argparse.Namespace) -> dict[str, Any]:
+    """The option values that the preset, ``--method`` and then ``--config`` set, as parser
+    defaults."""
+    from ..experiments.methods import load_config_file, method_setup
+    from ..recipe import Recipe
+    base = Recipe.quick(seed=args.seed) if args.recipe == "quick" else Recipe(seed=args.seed)
+    found: dict[str, Any] = {f.name: getattr(base, f.name) for f in dataclasses.fields(Recipe)
+                             if getattr(base, f.name) != getattr(Recipe(), f.name)}
+    found.pop("patience", None)   # the preset's early stopping needs a val part: fit_command
+    if args.method:
+        model, rec = method_setup(args.method, base, seed=args.seed, dropout=args.dropout,
+                                  weights=args.weights, arch=args.arch)
+        found.update(blocks=_blocks_text(model.blocks), branches=model.branches,
+                     split_at=model.split_at, dropout=model.dropout,
+                     freeze_stump=model.freeze_stump)
+        found.update({f.name: getattr(rec, f.name) for f in dataclasses.fields(Recipe)
+                      if getattr(rec, f.name) != getattr(base, f.name)})
+    if args.config:
+        config = load_config_file(args.config)
+        entry = config["methods"].get(args.method, {}) if args.method else {}
+        data = config.get("data", {})
+        for values in (config["recipe"], config["model"], entry, data):
+            found.update({k: _blocks_text(v) if k == "blocks" else v for k, v in values.items()})
+        found.pop("root", None)
+        if not args.data and data.get("root"):
+            found["data"] = data["root"]
+    return found
+
+
+def _blocks_text(blocks) -> str:
+    return blocks if isinstance(blocks, str) else ",".join(map(str, blocks))
+
+
+def reparse(parser: argparse.ArgumentParser, argv, args: argparse.Namespace) -> argparse.Namespace:
+    """The second pass of ``fit``: the layers as defaults, then the command line again."""
+    found = layers(args)
+    parser.commands["fit"].set_defaults(**found)
+    args = parser.parse_args(argv)
+    check_method_options(args, found)
+    if not args.data:
+        raise ConfigError("fit needs a dataset folder (or a --config holding data.root)")
+    return args
+
+
+def check_method_options(args: argparse.Namespace, found: dict[str, Any]) -> None:
+    """A typed --blocks, --branches or --split-at that changes what --method sets is refused:
+    it would be a custom model under a method's name."""
+    if not args.method:
+        return
+    from ..reduce import parse_blocks
+    clash = [name for name in ("blocks", "branches", "split_at")
+             if (parse_blocks(getattr(args, name)) if name == "blocks" else getattr(args, name))
+             != (parse_blocks(found[name]) if name == "blocks" else found[name])]
+    if clash:
+        raise ConfigError(f"--method {args.method} sets {', '.join(_flag(c) for c in clash)} "
+                          f"itself; leave {'them' if len(clash) > 1 else 'it'} out, or drop "
+                          f"--method for a custom model")
+    if "dropout" not in strategies.method(args.method).options \
+            and args.dropout != found["dropout"]:
+        raise ConfigError(f"--dropout is method D's rate; method {args.method} has no dropout "
+                          f"(without --method it applies to a custom model)")
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def fit_command(args: argparse.Namespace) -> int:
+    from ..training import distributed
+    if args.nproc > 1 and distributed.from_environment(args.device) is None:
+        return distributed.launch(args.nproc, _without_nproc(args.argv))
+    from ..training.fit import fit
+    spec, model = data_spec(args, args.data), model_config(args)
+    if args.patience is None:   # the preset's: early stopping where there is a val part
+        args.patience = QUICK_PATIENCE if args.recipe == "quick" and spec.val > 0 else 0
+    rec = recipe(args)
+    world = distributed.from_environment(rec.device)
+    try:
+        result = fit(spec, args.out, model, rec, resume=args.resume, overwrite=args.overwrite,
+                     progress=not args.quiet, world=world)
+    finally:
+        distributed.shutdown()
+    if world is not None and not world.main:
+        return 0
+    m = result.metrics
+    if args.method:
+        print(f"method {args.method}, {rec.ensemble} ensemble of {model.branches} branch(es)")
+    stopped = (f", early stop: epoch {m['best_epoch']} kept of {m['epochs_trained']}"
+               if "best_epoch" in m else "")
+    print(f"{result.out}: test error {m['error']:.2%} (branches "
+          f"{', '.join(f'{e:.1%}' for e in m['branch_errors'])}), NLL {m['nll']:.3f}, "
+          f"ECE {m['ece']:.3f}{stopped}")
+    return 0
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
