@@ -19,7 +19,8 @@ from .training.strategies import get as get_strategy
 from .training.strategies import method as paper_method
 
 BRANCH_VIEWS = ("shared", "independent")
-SCHEDULES = ("constant", "cosine")           # the learning rate (training.callbacks.lr_factor)
+SCHEDULES = ("constant", "cosine")
+BALANCES = ("none", "weights", "sampler")    # imbalanced classes (training.data, training.loss)           # the learning rate (training.callbacks.lr_factor)
 RESIZE_MODES = ("squash", "crop", "pad")     # how an image becomes square (data.resize_square)
 # Recipe options that do not change the trained weights: where the run executes, and how often
 # the history scores the evaluation images (evaluation draws no random numbers and leaves every
@@ -30,7 +31,7 @@ RENAMED = {"warm_stem_epochs": "warm_stump_epochs"}
 # What runs written before an option existed did, whatever its default is now: a run folder's or
 # benchmark cell's configuration without the option is read with this value.
 BEFORE_OPTION = {"precision": "fp32", "schedule": "constant", "warmup_epochs": 0, "patience": 0,
-                 "log": "", "resize": "squash"}
+                 "log": "", "resize": "squash", "balance": "none"}
 
 
 def with_added_options(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -72,13 +73,15 @@ class Recipe:
     patience: int = 0                 # stop after N evaluations without improvement (0: never)
     log: str = ""                     # loggers, comma-separated: csv, tensorboard, mlflow
     resize: str = "squash"            # squash | crop | pad: how images become square
+    balance: str = "none"             # none | weights (class-weighted loss) | sampler (resampled)
 
     def __post_init__(self):
         if self.branch_views not in BRANCH_VIEWS:
             raise ConfigError(f"branch_views must be shared or independent, got {self.branch_views!r}")
         if self.ensemble not in ensembles():
             raise ConfigError(f"ensemble must be one of {', '.join(ensembles())}, got {self.ensemble!r}")
-        for name, choices in (("schedule", SCHEDULES), ("resize", RESIZE_MODES)):
+        for name, choices in (("schedule", SCHEDULES), ("resize", RESIZE_MODES),
+                              ("balance", BALANCES)):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(choices)}, got "
                                   f"{getattr(self, name)!r}")

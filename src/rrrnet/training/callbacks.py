@@ -81,6 +81,25 @@ class FrozenStump(Callback):
         state.fast = fast
 
 
+class ClassBalance(Callback):
+    """``--balance weights``: each class's loss weighted by ``N / (classes x count)`` (the
+    inverse of its share of the training images, 1 on balanced data), handed to the strategy's
+    loss. (``--balance sampler`` is the training data's: :func:`.data.balanced_sampler`.)"""
+
+    order = 1
+
+    def on_fit_start(self, state: TrainState) -> None:
+        if state.recipe.balance != "weights":
+            return
+        from .data import class_counts
+        counts = class_counts(state.data.labels()).double()
+        if (counts == 0).any():
+            raise ConfigError("--balance weights: a class has no training image; every class "
+                              "needs at least one")
+        weights = counts.sum() / (len(counts) * counts)
+        state.strategy.class_weights = weights.float().to(state.device)
+
+
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     """The learning rate of 0-based ``step`` as a multiple of ``Recipe.lr``: a linear warm-up
     over ``warmup`` steps (from ``1 / warmup``), then constant or a cosine from 1 to 0 over the

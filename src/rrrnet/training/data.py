@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
 from ..augment import train_transform
@@ -72,6 +72,31 @@ def loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0,
                       num_workers=num_workers, drop_last=False)
 
 
+def dataset_labels(dataset: Any) -> list[int]:
+    """The labels of a Dataset of (image, label) pairs: read from its ``labels`` (an
+    :class:`~rrrnet.data.ImageDataset`'s images, a TrainingImages' images) without decoding
+    any image where it has them, else by reading every item."""
+    for holder in (dataset, getattr(dataset, "images", None),
+                   getattr(getattr(dataset, "images", None), "images", None)):
+        if holder is not None and hasattr(holder, "labels") and len(holder.labels) == len(dataset):
+            return [int(label) for label in holder.labels]
+    return [int(dataset[i][1]) for i in range(len(dataset))]
+
+
+def class_counts(labels: list[int]) -> torch.Tensor:
+    return torch.bincount(torch.as_tensor(labels, dtype=torch.long))
+
+
+def balanced_sampler(labels: list[int], seed: int) -> WeightedRandomSampler:
+    """``--balance sampler``: every epoch draws as many images as the training set holds, each
+    class equally likely (an image's weight is 1 / its class's count), with replacement, from
+    the epoch's seed."""
+    counts = class_counts(labels).double()
+    weights = (1.0 / counts)[torch.as_tensor(labels)]
+    return WeightedRandomSampler(weights, len(labels), replacement=True,
+                                 generator=torch.Generator().manual_seed(seed))
+
+
 class TrainingData:
     """The training batches of every epoch and the evaluation batches."""
 
@@ -102,6 +127,13 @@ class TrainingData:
                                 if is_dataset(eval_data) else eval_data)
         self.indices: list[int] = []   # this process's sample order in the current epoch
 
+    def labels(self) -> list[int]:
+        """The training labels (computed once)."""
+        if getattr(self, "_labels", None) is None:
+            self._labels = dataset_labels(self.augmented if self.augmented is not None
+                                          else self.train_set)
+        return self._labels
+
     def set_epoch(self, epoch: int) -> None:
         if self.augmented is not None:
             self.augmented.epoch = epoch
@@ -117,6 +149,13 @@ class TrainingData:
         """The batches of one epoch (``seed``: the epoch's own); ``indices`` notes the order."""
         if not self.from_dataset:
             return self.train_set
+        if getattr(self.recipe, "balance", "none") == "sampler":
+            if self.world is not None and self.world.size > 1:
+                raise ConfigError("--balance sampler is not available with several processes; "
+                                  "use --balance weights")
+            return DataLoader(self.train_set, batch_size=self.recipe.batch_size,
+                              sampler=balanced_sampler(self.labels(), seed),
+                              num_workers=self.recipe.num_workers)
         batches = loader(self.train_set, self.recipe.batch_size, True, seed,
                          self.recipe.num_workers, self.world, legacy_order=True)
         self.indices = list(iter(batches.sampler)) if self.world is not None else []

@@ -104,8 +104,9 @@ class SyncReplicas(Callback):
     def on_fit_start(self, state: TrainState) -> None:
         from torch.nn.parallel import DistributedDataParallel
         device_ids = [state.device.index or 0] if state.device.type == "cuda" else None
+        # Buffers are synchronised once per epoch, from rank 0 (on_train_epoch_end).
         state.forward = DistributedDataParallel(state.forward, device_ids=device_ids,
-                                                broadcast_buffers=False)
+                                                forward_sync_buffers=False)
 
     def on_train_epoch_end(self, state: TrainState) -> None:
         for module in (trained_part(state.model), state.ema):

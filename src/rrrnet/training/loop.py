@@ -30,7 +30,8 @@ from ..precision import resolve_precision
 from ..recipe import Recipe
 from ..recycle import BranchedResNet
 from . import strategies
-from .callbacks import EarlyStopping, FrozenStump, LrSchedule, Progress, TrainMetrics, WeightAverage
+from .callbacks import (ClassBalance, EarlyStopping, FrozenStump, LrSchedule, Progress,
+                        TrainMetrics, WeightAverage)
 from .data import TrainingData
 from .events import Callback, TrainState
 from .stump import to_device
@@ -123,7 +124,7 @@ def start(model: BranchedResNet, train_data: Any, recipe: Recipe, eval_data: Any
 
 def standard_callbacks(state: TrainState) -> list[Callback]:
     """The built-in listeners the recipe asks for (see :mod:`.callbacks`)."""
-    chosen = [FrozenStump(), LrSchedule(), WeightAverage(), TrainMetrics()]
+    chosen = [ClassBalance(), FrozenStump(), LrSchedule(), WeightAverage(), TrainMetrics()]
     if state.recipe.patience:
         chosen.append(EarlyStopping(state.recipe.patience))
     if state.progress:

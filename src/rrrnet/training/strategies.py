@@ -100,6 +100,7 @@ class Strategy(Callback):
     trajectory_based: ClassVar[bool] = False
     needs_dataset: ClassVar[str | None] = None
     stochastic: ClassVar[bool] = False   # Monte-Carlo passes make sense (dropout)
+    class_weights: Any = None            # --balance weights: set by training.callbacks
     order = 5
 
     # -- what is trained -------------------------------------------------------------------
@@ -129,7 +130,7 @@ class Strategy(Callback):
         """The naive ensemble's loss: every branch its own cross-entropy, summed over
         branches, so each receives exactly the gradient it would get if trained alone."""
         from .loss import branch_loss
-        return branch_loss(outputs, labels)
+        return branch_loss(outputs, labels, class_weights=self.class_weights)
 
     def final_model(self, state: Any) -> Any:
         """``state.full`` with its final weights in place: the average's, or as trained."""
@@ -220,7 +221,8 @@ class Bagging(Naive):
 
     def loss(self, outputs, labels, batch):
         from .loss import branch_loss
-        return branch_loss(outputs, labels, self.weights[:, batch[2].to(self.weights.device)])
+        return branch_loss(outputs, labels, self.weights[:, batch[2].to(self.weights.device)],
+                           self.class_weights)
 
 
 @register
