@@ -19,6 +19,7 @@ from .cost import cost
 from .latency import measure_latency
 from .experiments.methods import method_setup
 from .model import ModelConfig
+from .options import BENCHMARK_REFERENCE
 from .io import atomic_write, write_csv, write_json
 from .run import Run
 from .train import DataSpec, Recipe, fit
@@ -132,7 +133,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
               ("macs", "MACs per image", 1e-9, "G"), ("cpu_ms_per_image", "CPU latency", 1, "ms")]
     fig, axes = plt.subplots(1, len(panels), figsize=(13, 3.4))
     labels = [r["method"].split(":")[0] for r in rows]
-    colors = ["#d95f02" if label == "E" else "#1b9e77" for label in labels]
+    colors = ["#d95f02" if label == BENCHMARK_REFERENCE else "#1b9e77" for label in labels]
     for ax, (key, title, scale, unit) in zip(axes, panels):
         values = [r[key] * scale for r in rows]
         bars = ax.bar(labels, values, color=colors)

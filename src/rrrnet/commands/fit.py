@@ -60,7 +60,7 @@ def model_config(args: argparse.Namespace):
 
 
 def add_recipe_args(parser: argparse.ArgumentParser, title: str = "defaults: the paper's") -> None:
-    from ..recipe import BRANCH_VIEWS, RESIZE_MODES, SCHEDULES, Recipe
+    from ..recipe import BALANCES, BRANCH_VIEWS, RESIZE_MODES, SCHEDULES, Recipe
     d = Recipe()
     g = parser.add_argument_group(f"training recipe ({title})")
     g.add_argument("--epochs", type=int, default=d.epochs)
@@ -98,6 +98,10 @@ def add_recipe_args(parser: argparse.ArgumentParser, title: str = "defaults: the
     g.add_argument("--resize", default=d.resize, choices=RESIZE_MODES,
                    help="how a non-square image becomes square: squash (keeps every pixel), "
                         "crop (centre) or pad (white)")
+    g.add_argument("--balance", default=d.balance, choices=BALANCES,
+                   help="imbalanced classes: none, weights (a class-weighted loss: each class "
+                        "weighs N / (classes x its count)) or sampler (every epoch resampled "
+                        "with each class equally likely)")
     g.add_argument("--eval-every", type=int, default=d.eval_every,
                    help="validation (else test) error of the raw and averaged weights in "
                         "history.csv every N epochs (0: only at the end)")

@@ -41,6 +41,7 @@ from ..rundir import holds_folder
 from ..io import atomic_write, json_safe, parse_number, write_csv, write_json
 from ..recipe import HISTORY_ONLY, with_added_options
 from ..train import DataSpec, Recipe, fit
+from ..training import strategies
 from .executors import LocalExecutor
 
 CELL_FORMAT = "rrrnet-benchmark-cell/1"
@@ -155,7 +156,8 @@ def plan_cells(datasets: Sequence[str | os.PathLike], out: str | os.PathLike,
                                   str(cell_dir(out, name, method, seed)), options.latency_runs,
                                   options.latency_threads, progress,
                                   tuple(str(Path(p).resolve()) for p in options.ood),
-                                  options.mc_samples if method == "D" else 0))
+                                  options.mc_samples if strategies.method(method).stochastic
+                                  else 0))
     return cells
 
 

@@ -47,6 +47,7 @@ from ..report.stats import mean_ci
 from ..io import derive_seed, resolve_device, write_csv, write_json
 from ..rundir import claim_folder, holds_folder
 from ..train import DataSpec, Recipe, evaluate_split, fit
+from ..training import strategies
 from ..train import train as train_model
 
 STEPS_FORMAT = "rrrnet-selection-steps/1"
@@ -261,7 +262,7 @@ def select_blocks(data: DataSpec, out: str | os.PathLike, *, arch: str = "resnet
     if not math.isfinite(epsilon):
         raise ConfigError(f"--epsilon must be a finite number, got {epsilon}")
     seeds = _check_seeds(seeds)
-    if getattr(recipe, "ensemble", "naive") != "naive":
+    if recipe is not None and strategies.get(recipe.ensemble).needs_branches:
         raise ConfigError("block selection trains one unbranched network: --ensemble must be "
                           "naive (the default)")
     configs = forward_order(spec.blocks, start, order)

@@ -100,6 +100,7 @@ class Strategy(Callback):
     trajectory_based: ClassVar[bool] = False
     needs_dataset: ClassVar[str | None] = None
     stochastic: ClassVar[bool] = False   # Monte-Carlo passes make sense (dropout)
+    needs_branches: ClassVar[bool] = False  # only means something with several branches
     class_weights: Any = None            # --balance weights: set by training.callbacks
     order = 5
 
@@ -166,7 +167,7 @@ class Single(Naive):
 
 @register
 class Dropout(Single):
-    name, paper = "dropout", "D"
+    name, paper = "single-dropout", "D"
     summary = "ResNet_1.1.1.1, one branch, dropout after every activation of layer3/layer4"
     options = ("dropout",)
     searched = {"dropout": (0.05, 0.6)}   # the paper tried 0.05 to 0.6
@@ -206,7 +207,7 @@ class Bagging(Naive):
     stays one pass, each branch's per-image loss weighted by the image's multiplicity in its
     sample (:mod:`rrrnet.ensembles`)."""
 
-    name, ensemble = "bagging", True
+    name, ensemble, needs_branches = "bagging", True, True
     summary = "each branch on its own bootstrap sample (Breiman 1996), one fused pass"
     needs_dataset = "bagging"
 
@@ -229,7 +230,7 @@ class Bagging(Naive):
 class Snapshot(Strategy):
     """One trajectory whose snapshots fill the branch slots (:mod:`rrrnet.ensembles`)."""
 
-    name, ensemble, trajectory_based = "snapshot", True, True
+    name, ensemble, trajectory_based, needs_branches = "snapshot", True, True, True
     summary = "Snapshot Ensemble (Huang et al. 2017): b cosine cycles, one snapshot per branch"
 
     def check(self, recipe, freeze_stump):
