@@ -29,21 +29,19 @@ from rrrnet.cost import cost
 from rrrnet.demo import demo_data
 from rrrnet.model import ModelConfig, build
 from rrrnet.recycle import convert, stage_index
-from rrrnet.train import (DataSpec, TrainingImages, _loader, branch_loss, train_epoch,
-                          with_folded_stump)
+import rrrnet
 from rrrnet.data import ImageDataset
+from rrrnet.train import DataSpec, Recipe, TrainingImages, branch_loss, with_folded_stump
+from rrrnet.training.data import loader
 
 
-def fused_epoch(model, images, views: int, batch_size: int, seed: int) -> float:
-    """What ``rrrnet fit`` runs: all branches at once behind the folded frozen stump."""
-    data = TrainingImages(images, 2, views, seed)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3,
-                                  weight_decay=0.01)
-    start = time.perf_counter()
-    forward = with_folded_stump(model, channels_last=True)
-    train_epoch(model, _loader(data, batch_size, True, seed), optimizer, None, torch.device("cpu"),
-                False, "fused", forward)
-    return time.perf_counter() - start
+def fused_epoch(model, images, views: int, batch_size: int, seed: int,
+                precision: str = "fp32") -> float:
+    """What ``rrrnet fit`` runs: all branches at once behind the folded frozen stump (the
+    training loop itself, one epoch, no stump warm-up, no average)."""
+    recipe = Recipe(epochs=1, batch_size=batch_size, ema_epochs=0, warm_stump_epochs=0, seed=seed,
+                    branch_views="independent" if views > 1 else "shared", precision=precision)
+    return rrrnet.train(model, images, recipe, progress=False).train_seconds
 
 
 def authors_epoch(model, images, batch_size: int, seed: int, fold: bool = False) -> float:
@@ -56,7 +54,7 @@ def authors_epoch(model, images, batch_size: int, seed: int, fold: bool = False)
     for i, branch in enumerate(looped.branches.branches):
         optimizer = torch.optim.AdamW(branch.parameters(), lr=1e-3, weight_decay=0.01)
         data = TrainingImages(images, 2, 1, seed + 1000 * (i + 1))
-        for x, y in _loader(data, batch_size, True, seed + i):
+        for x, y in loader(data, batch_size, True, seed + i):
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.no_grad():
                 features = looped.stump(x)
