@@ -1,5 +1,6 @@
 """Deployment rewrites (BatchNorm folding, subsampled downsamples, channels-last), export to
-TorchScript/ONNX, and the fast path of ``predict``."""
+TorchScript/ONNX with the run's class names and preprocessing inside, and the fast path of
+``predict``."""
 import json
 
 import pytest
@@ -14,7 +15,7 @@ from rrrnet.cli import main
 from rrrnet.errors import ConfigError, RunError
 from rrrnet.model import save
 from rrrnet.recycle import convert
-from rrrnet.deploy import predict_run
+from rrrnet.predict import predict
 
 @pytest.mark.parametrize("options", [{}, {"channels_last": False}, {"subsample": False},
                                      {"fold_bn": False}])
@@ -107,13 +108,14 @@ def test_predict_uses_the_fast_model_with_the_same_answers(run_dir, monkeypatch,
     prepared = []
     original = deploy.prepare
     monkeypatch.setattr(deploy, "prepare", lambda m, **kw: prepared.append(kw) or original(m, **kw))
-    fast = predict_run(run_dir, paths, k=2)
-    plain = predict_run(run_dir, paths, k=2, fold_bn=False, subsample=False, channels_last=False)
+    fast = predict(run_dir, paths, topk=2).rows
+    plain = predict(run_dir, paths, topk=2, fold_bn=False, subsample=False,
+                    channels_last=False).rows
     assert len(prepared) == 2 and prepared[0] == {"image_size": 32}
     for f, p in zip(fast, plain):
-        assert [t["class"] for t in f["top"]] == [t["class"] for t in p["top"]]
-        for a, b in zip(f["top"], p["top"]):
-            assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
+        assert [f["top1_label"], f["top2_label"]] == [p["top1_label"], p["top2_label"]]
+        for key in ("top1_probability", "top2_probability", "entropy"):
+            assert f[key] == pytest.approx(p[key], abs=1e-5)
     assert main(["predict", str(run_dir), *paths, "--json", "--no-channels-last"]) == 0
     assert prepared[-1]["channels_last"] is False and prepared[-1]["fold_bn"] is True
     assert len(json.loads(capsys.readouterr().out)) == 2

@@ -69,10 +69,11 @@ def test_predict_command(trained, capsys):
     images = sorted(str(p) for p in (root / "images").iterdir())[:2]
     assert main(["predict", str(run), *images, "--json", "-k", "2"]) == 0
     results = json.loads(capsys.readouterr().out)
-    assert [r["image"] for r in results] == images
+    assert [r["file"] for r in results] == images
     for r in results:
-        assert len(r["top"]) == 2 and r["top"][0]["probability"] >= r["top"][1]["probability"]
-        assert r["top"][0]["class"].startswith("class_") and r["entropy"] >= 0
+        assert "top3_label" not in r and r["top1_probability"] >= r["top2_probability"]
+        assert r["prediction"] == r["top1_label"] and r["prediction"].startswith("class_")
+        assert r["entropy"] >= 0 and r["error"] == ""
     assert main(["predict", str(run), images[0]]) == 0
     assert "mutual information" in capsys.readouterr().out
 

@@ -52,7 +52,7 @@ def test_the_int8_file_round_trips_through_latency_predict_evaluate(run, capsys)
     assert main(["latency", str(path), "--runs", "3", "--warmup", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["image_size"] == 32
     assert main(["predict", str(path), str(data / "images" / "c0_0.png"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["top"][0]["class"].startswith("class_")
+    assert json.loads(capsys.readouterr().out)[0]["prediction"].startswith("class_")
     assert main(["evaluate", str(path), str(data), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["images"] == 24
     assert (folder.parent / "cli.evaluate" / "data-test.json").is_file()

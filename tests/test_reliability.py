@@ -257,15 +257,19 @@ def test_evaluate_split_val_without_a_validation_split(data, finished, capsys):
     assert code == 2 and "without a validation split" in err
 
 
-def test_predict_with_a_negative_k_a_folder_or_a_bad_image(data, finished, capsys, tmp_path):
+def test_predict_with_a_negative_k_an_empty_folder_or_a_bad_image(data, finished, capsys,
+                                                                   tmp_path):
     image = data / "images" / "c0_0.png"
     code, _, err = cli(capsys, "predict", finished, image, "-k", "-1")
-    assert code == 2 and "--top-k must be at least 1" in err
-    code, _, err = cli(capsys, "predict", finished, data)
-    assert code == 2 and "is a folder; give image files" in err
+    assert code == 2 and "--topk must be at least 1" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = cli(capsys, "predict", finished, tmp_path / "empty")
+    assert code == 2 and "holds no images" in err
+    # an unreadable image: its row says why, the others are scored, the exit code is 1
     (tmp_path / "bad.png").write_bytes(b"not a png")
-    code, _, err = cli(capsys, "predict", finished, tmp_path / "bad.png")
-    assert code == 2 and "cannot decode image" in err and "--skip-bad-images" not in err
+    code, out, err = cli(capsys, "predict", finished, tmp_path / "bad.png", image)
+    assert code == 1 and "cannot decode image" in out and "--skip-bad-images" not in out
+    assert "1 of 2 image(s) could not be read" in err and "c0_0.png: class_" in out
 
 
 def test_class_mismatch_shows_the_difference(data, finished, tmp_path, capsys):

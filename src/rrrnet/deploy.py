@@ -13,12 +13,15 @@ rewrites, all exact up to float rounding:
 :data:`DEFAULTS` is the combination measured fastest on a 2-core CPU at batch 1 and 32
 (``benchmarks/inference.py --variants``, table in docs/inference.md). :func:`latency` times a
 prepared model (optionally against ResNet-152, interleaved); :func:`export` writes TorchScript or
-ONNX and checks the file's outputs against PyTorch; :func:`predict_run` answers for image files
-with a run's prepared model. A run is opened with :class:`rrrnet.run.Run`.
+ONNX, with the run's class names and preprocessing inside (:mod:`rrrnet.preprocessing`), and
+checks the file's outputs against PyTorch. :mod:`rrrnet.predict` scores image files with any of
+them. A run is opened with :class:`rrrnet.run.Run`.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import os
 import warnings
 from pathlib import Path
@@ -29,13 +32,15 @@ from torch import nn
 
 from .backbone import ARCHS, resnet
 from .latency import compare_latency
-from .errors import ConfigError, DataError, RunError
+from .errors import ConfigError, RunError
 from .options import DEPLOY_DEFAULTS, EXPORT_FORMATS
 from .fold import frozen_copy
 from .io import atomic_write, resolve_device
 from .model import ModelConfig, build, load
 from .recycle import BranchedResNet, convert
-from .onnxfile import QuantizedModel, onnx_bytes, run_onnx
+from .onnxfile import QuantizedModel, onnx_bytes, run_onnx, with_metadata
+from .preprocessing import (EXPORT_FORMAT, TORCHSCRIPT_EXTRA, Preprocessing, model_metadata,
+                            read_metadata)
 from .run import Run
 
 # Measured (docs/inference.md): folding and subsampling always help, channels-last helps at
@@ -103,36 +108,6 @@ def load_source(source: str | os.PathLike | nn.Module | ModelConfig) -> tuple[nn
     if path.is_file():
         return load(path), None
     raise RunError(f"{path} is neither a run folder (with model.pt) nor a model file")
-
-
-# ---------------------------------------------------------------------------------------------
-# Predict
-# ---------------------------------------------------------------------------------------------
-
-def predict_run(run: str | os.PathLike, images: list[str], k: int = 3,
-                **options: bool) -> list[dict[str, Any]]:
-    """Top-k classes and uncertainty per image file, with the run's model (or its int8 file)
-    prepared for inference (:func:`prepare`; ``options`` override its options)."""
-    from .data import normalize, read_image
-    from .evaluate import predict_images
-    if k < 1:
-        raise RunError(f"--top-k must be at least 1, got {k}")
-    run = Run(run).require_finished()
-    model = run.model
-    for image in images:
-        if Path(image).is_dir():
-            raise RunError(f"{image} is a folder; give image files (e.g. {image}/*.jpg)")
-        if not Path(image).is_file():
-            raise RunError(f"image file {image} does not exist")
-    model = prepare(model, image_size=run.image_size, **options)
-    batch = []
-    for image in images:
-        try:
-            batch.append(normalize(read_image(image, run.image_size)))
-        except DataError as err:
-            raise RunError(str(err).split("; ")[0] + "; predict needs readable image files") from None
-    results = predict_images(model, torch.stack(batch), run.classes, k)
-    return [{"image": str(path), **r} for path, r in zip(images, results)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,6 +194,7 @@ def export(source: str | os.PathLike | nn.Module, path: str | os.PathLike | None
     path = Path(path)
     model, run_size = load_source(source)
     image_size = image_size or run_size or 128
+    meta = export_metadata(source, model, image_size)
     options = {**DEFAULTS, **options, "compile": False}
     deployed = prepare(model, **options)
     example = torch.randn(2, 3, image_size, image_size)
@@ -227,25 +203,61 @@ def export(source: str | os.PathLike | nn.Module, path: str | os.PathLike | None
         # which check_export verifies), and both exporters announce their deprecation.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        data = _torchscript_bytes(deployed, example) if format == "torchscript" else \
-            onnx_bytes(deployed, example)
+        data = _torchscript_bytes(deployed, example, meta) if format == "torchscript" else \
+            with_metadata(onnx_bytes(deployed, example), meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: f.write(data))
     difference = check_export(model, path, format, image_size, check_batch)
     return {"path": str(path), "format": format, "image_size": image_size,
             "options": options, "max_abs_diff": difference, "tolerance": TOLERANCE,
             "checked_with": "onnxruntime" if format == "onnx" else "torch.jit.load",
-            "bytes": len(data)}
+            "bytes": len(data), "metadata": sorted(meta)}
 
 
-def _torchscript_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
+def export_metadata(source: Any, model: nn.Module, image_size: int) -> dict[str, str]:
+    """What an exported file carries (:func:`rrrnet.preprocessing.model_metadata`): from a run
+    folder its classes, preprocessing, data split and calibration; from a model file or object
+    its configuration and the image size only (no class names: predict then needs the run)."""
+    config = model.config.to_dict() if getattr(model, "config", None) is not None else None
+    if not isinstance(source, (nn.Module, ModelConfig)) and Path(source).is_dir():
+        from .uncertainty import read_calibration
+        run = Run(source)
+        pre = dataclasses.replace(run.preprocessing, image_size=image_size)
+        return model_metadata(EXPORT_FORMAT, config=config, classes=run.classes,
+                              preprocessing=pre, data=run.data,
+                              calibration=read_calibration(run.uncertainty_dir))
+    return model_metadata(EXPORT_FORMAT, config=config, classes=None,
+                          preprocessing=Preprocessing(image_size=image_size))
+
+
+def _torchscript_bytes(model: nn.Module, example: torch.Tensor,
+                       meta: dict[str, str] | None = None) -> bytes:
     # Tracing records our Python branches (shared or per-branch input) for this input shape;
     # the batch dimension stays symbolic.
     with torch.inference_mode(False), torch.no_grad():
         traced = torch.jit.freeze(torch.jit.trace(model, example, check_trace=False))
     buffer = io.BytesIO()
-    torch.jit.save(traced, buffer)
+    torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_EXTRA: json.dumps(meta or {})})
     return buffer.getvalue()
+
+
+def read_torchscript(path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """A TorchScript file of :func:`export` and its metadata
+    (:func:`rrrnet.preprocessing.read_metadata`)."""
+    extra = {TORCHSCRIPT_EXTRA: ""}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as err:  # torch raises RuntimeError and its own types
+        raise RunError(f"{path} is not a readable TorchScript model ({type(err).__name__}: "
+                       f"{str(err).strip().splitlines()[0][:200] if str(err).strip() else ''})") \
+            from None
+    try:
+        raw = json.loads(extra[TORCHSCRIPT_EXTRA] or "{}")
+    except ValueError:
+        raise RunError(f"{path}: its {TORCHSCRIPT_EXTRA} is damaged (not JSON)") from None
+    return module.eval(), read_metadata(raw, path, (EXPORT_FORMAT,))
 
 
 def run_exported(path: str | os.PathLike, format: str, images: torch.Tensor) -> torch.Tensor:

@@ -112,33 +112,46 @@ SPLITS = ("train", "val", "test", "all")
 
 def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, split: str = "test",
                  out: str | os.PathLike | None = None, skip_bad_images: bool = False,
-                 device: str = "auto") -> tuple[Path, dict[str, Any]]:
+                 device: str = "auto", analysis: bool = True,
+                 top: int | None = None) -> tuple[Path, dict[str, Any]]:
     """Metrics of a finished run's model (or its int8 file) on ``split`` of ``data`` (the run's
     per-class split sizes; ``all``: every image), written to ``out`` (default:
-    ``RUN/evaluate/<dataset>-<split>.json``, listed in the run's manifest)."""
-    from .data import load_dataset
-    from .errors import RunError
+    ``RUN/evaluate/<dataset>-<split>.json``, listed in the run's manifest).
+
+    With ``analysis`` (the default) the error analysis of :mod:`rrrnet.interpret` goes beside
+    it, into :func:`analysis_dir` (``RUN/evaluate/<dataset>/`` for the test split): confusion
+    matrix, per-class results, the ``top`` most confidently wrong images, reliability diagram.
+    The metrics then also hold ``balanced_error`` and ``analysis`` (that folder)."""
+    from .interpret import TOP_LOSSES, interpret_logits, write_files
     from .io import write_json
-    from .run import Run
+    from .metrics import run_logits
     from .rundir import record
-    run = Run(run).require_finished()
-    if split not in SPLITS:
-        raise RunError(f"--split must be train, val, test or all, got {split!r}")
-    if split == "val" and not run.data.get("val"):
-        raise RunError(f"{run.path} was trained without a validation split (fit --val N makes "
-                       f"one); evaluate --split test, train or all")
-    if split != "all" and not run.data:
-        raise RunError(f"{run.config_path} records no data split; use --split all")
-    dataset = load_dataset(data, skip_bad_images=skip_bad_images)
-    run.check_classes(dataset.classes, data)
-    images = dataset if split == "all" else getattr(run.split(dataset), split)
-    recipe = Recipe(image_size=run.image_size, batch_size=32)
-    metrics = evaluate_model(run.model, ImageDataset(images, size=recipe.image_size), recipe,
-                             device=device)
+    logits, labels, images, run = run_logits(run, data, split, skip_bad_images, device)
+    metrics = ensemble_metrics(logits, labels)
     metrics.update(dataset=str(data), split=split)
     path = Path(out) if out else run.evaluate_path(data, split)
+    written = []
+    if analysis:
+        interp = interpret_logits(logits, labels, run.classes or list(images.classes),
+                                  [str(p) for p in images.paths],
+                                  TOP_LOSSES if top is None else top,
+                                  {"run": str(run.path), "dataset": str(data), "split": split})
+        folder = analysis_dir(run, data, split)
+        written = write_files(interp, folder, title=f"{run.path.name}, {Path(data).name} {split}")
+        metrics.update(balanced_error=interp.balanced_error, analysis=str(folder))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, metrics)
-    if not run.is_quantized and path.parent == run.evaluate_dir:
-        record(run.path, path.relative_to(run.path).as_posix())
+    if not run.is_quantized:
+        names = [p.relative_to(run.path).as_posix() for p in written]
+        if path.parent == run.evaluate_dir:
+            names.append(path.relative_to(run.path).as_posix())
+        if names:
+            record(run.path, *names)
     return path, metrics
+
+
+def analysis_dir(run, data: str | os.PathLike, split: str = "test") -> Path:
+    """``RUN/evaluate/<data name>/`` (``<data name>-<split>`` for a split other than test):
+    where :func:`evaluate_run` writes the error analysis of ``run`` (a :class:`rrrnet.Run`)."""
+    name = Path(data).resolve().name if str(data) in (".", "") else Path(data).name
+    return run.evaluate_dir / (name if split == "test" else f"{name}-{split}")

@@ -55,6 +55,41 @@ def collect_logits(model: torch.nn.Module, loader: Iterable, device: torch.devic
     return torch.cat(logits, dim=1), torch.cat(labels)
 
 
+SPLITS = ("train", "val", "test", "all")
+
+
+def run_logits(run: Any, data: Any, split: str = "test", skip_bad_images: bool = False,
+               device: Any = "auto", batch_size: int = 64):
+    """A finished run's branch logits ``[b, N, classes]`` and labels on ``split`` of dataset
+    ``data`` (the run's per-class split; ``all``: every image), its images read as the run was
+    trained (:attr:`rrrnet.run.Run.preprocessing`). Returns ``(logits, labels, images, run)``,
+    ``images`` the :class:`~rrrnet.data.LabelledImages` scored, in order."""
+    from torch.utils.data import DataLoader
+
+    from .data import EvalImages, ImageDataset, load_dataset
+    from .errors import RunError
+    from .io import resolve_device
+    from .run import Run
+    run = Run(run).require_finished()
+    if split not in SPLITS:
+        raise RunError(f"--split must be train, val, test or all, got {split!r}")
+    if split == "val" and not run.data.get("val"):
+        raise RunError(f"{run.path} was trained without a validation split (fit --val N makes "
+                       f"one); evaluate --split test, train or all")
+    if split != "all" and not run.data:
+        raise RunError(f"{run.config_path} records no data split; use --split all")
+    dataset = load_dataset(data, skip_bad_images=skip_bad_images)
+    run.check_classes(dataset.classes, data)
+    images = dataset if split == "all" else getattr(run.split(dataset), split)
+    size, resize = run.image_size, run.resize
+    loader = DataLoader(EvalImages(ImageDataset(images, size=size, resize=resize, cache=False),
+                                   size, resize), batch_size=batch_size)
+    device = resolve_device(device)
+    model = run.model.to(device)
+    logits, labels = collect_logits(model, loader, device)
+    return logits, labels, images, run
+
+
 # ---------------------------------------------------------------------------------------------
 # Measures of a prediction.
 # ---------------------------------------------------------------------------------------------

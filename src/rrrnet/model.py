@@ -140,7 +140,12 @@ def load(path: str | os.PathLike, fused: bool = True, map_location: str = "cpu")
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
         raise WeightsError(f"could not read model file {path}: {err}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if isinstance(found, str) and found.startswith("rrrnet-model/") and found != FORMAT:
+        raise WeightsError(f"{path} was written by another version of rrrnet (format {found}; "
+                           f"this version reads {FORMAT}): load it with the rrrnet that wrote "
+                           f"it, or retrain the run with this one")
+    if found != FORMAT:
         raise WeightsError(f"{path} is not an rrrnet model file (expected format {FORMAT}); "
                            f"backbone checkpoints are loaded with --weights instead")
     config = ModelConfig.from_dict(payload["config"])

@@ -7,7 +7,6 @@ data split).
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, RunError
+from .preprocessing import EXPORT_FORMAT, INT8_FORMAT, read_metadata
 
-FORMAT = "rrrnet-int8-onnx/1"   # the metadata ``format`` of an int8 file of rrrnet quantize
+FORMAT = INT8_FORMAT   # the metadata ``format`` of an int8 file of rrrnet quantize
 ONNX_OPSET = 17
 
 
@@ -35,6 +35,22 @@ def onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
                           input_names=["images"], output_names=["logits"],
                           dynamic_axes={"images": {0: "batch"}, "logits": {1: "batch"}})
     return buffer.getvalue()
+
+
+def set_metadata(proto, meta: dict[str, str]) -> None:
+    """Replace an ONNX model's ``metadata_props`` with ``meta`` (strings)."""
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def with_metadata(data: bytes, meta: dict[str, str]) -> bytes:
+    """ONNX bytes with ``meta`` as their ``metadata_props``."""
+    import onnx
+    proto = onnx.load_from_string(data)
+    set_metadata(proto, meta)
+    return proto.SerializeToString()
 
 
 def run_onnx(path: str | os.PathLike, images: torch.Tensor) -> torch.Tensor:
@@ -61,9 +77,10 @@ def ort():
 
 
 class QuantizedModel(nn.Module):
-    """An int8 ONNX file run by ONNX Runtime, used like the model it came from:
-    ``model(images)`` gives ``[branches, N, classes]`` logits. ``config``, ``classes``,
-    ``image_size`` and ``data`` come from the file's metadata."""
+    """An int8 ONNX file (or the fp32 ONNX file of ``rrrnet export`` from a run) run by ONNX
+    Runtime, used like the model it came from: ``model(images)`` gives ``[branches, N,
+    classes]`` logits. ``config``, ``classes``, ``image_size``, ``preprocessing`` and ``data``
+    come from the file's metadata (:mod:`rrrnet.preprocessing`)."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         super().__init__()
@@ -83,14 +100,19 @@ class QuantizedModel(nn.Module):
         except Exception as err:  # onnxruntime raises its own exception types
             raise RunError(f"{self.path} is not a readable ONNX model ({err})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get("format") != FORMAT:
+        if meta.get("format") is None:
             raise RunError(f"{self.path} is not an rrrnet int8 model (no {FORMAT} metadata); "
                            f"write one with rrrnet quantize RUN --out FILE")
         from .model import ModelConfig
-        self.meta = {k: json.loads(v) for k, v in meta.items() if k != "format"}
+        self.meta = read_metadata(meta, self.path, (FORMAT, EXPORT_FORMAT))
+        self.is_int8 = self.meta["format"] == FORMAT
+        if not self.meta.get("config") or not self.meta.get("classes"):
+            raise RunError(f"{self.path} carries no model configuration or class names; export "
+                           f"it from its run folder (rrrnet export RUN -f onnx)")
         self.config = ModelConfig.from_dict(self.meta["config"])
         self.classes = self.meta["classes"]
-        self.image_size = int(self.meta["image_size"])
+        self.preprocessing = self.meta["preprocessing"]
+        self.image_size = self.preprocessing.image_size
 
     @property
     def num_branches(self) -> int:
@@ -98,7 +120,8 @@ class QuantizedModel(nn.Module):
 
     def run_config(self) -> dict[str, Any]:
         """What a run folder's config.json would say, for evaluate and predict."""
-        return {"model": self.meta["config"], "recipe": {"image_size": self.image_size},
+        return {"model": self.meta["config"],
+                "recipe": {"image_size": self.image_size, "resize": self.preprocessing.resize},
                 "data": self.meta.get("data") or {}, "classes": self.classes}
 
     @torch.no_grad()

@@ -26,7 +26,9 @@ from torch import nn
 
 from .errors import ConfigError, RunError
 from .io import atomic_write
-from .onnxfile import FORMAT, QuantizedModel, is_quantized_file, onnx_bytes, ort  # noqa: F401
+from .onnxfile import (FORMAT, QuantizedModel, is_quantized_file, onnx_bytes,  # noqa: F401
+                       ort, set_metadata)
+from .preprocessing import Preprocessing, model_metadata
 
 DEFAULT_IMAGES = 200            # calibration images
 _BATCH = 16
@@ -93,15 +95,17 @@ def quantize(model: nn.Module, out: str | os.PathLike, calibration: Any, *,
                           activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
                           calibrate_method=q.CalibrationMethod.MinMax)
         proto = onnx.load(str(int8))
-    meta = {"format": FORMAT, "image_size": json.dumps(image_size),
-            "calibration_images": json.dumps(sum(len(b) for b in batches)),
-            **{k: json.dumps(v) for k, v in (metadata or {}).items()}}
-    if "config" not in meta and getattr(model, "config", None) is not None:
-        meta["config"] = json.dumps(model.config.to_dict())
-    del proto.metadata_props[:]
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+    extra = dict(metadata or {})
+    config = extra.pop("config", None)
+    if config is None and getattr(model, "config", None) is not None:
+        config = model.config.to_dict()
+    meta = model_metadata(FORMAT, config=config, classes=extra.pop("classes", None),
+                          preprocessing=extra.pop("preprocessing", None)
+                          or Preprocessing(image_size=image_size),
+                          data=extra.pop("data", None), calibration=extra.pop("calibration", None))
+    meta.update({"calibration_images": json.dumps(sum(len(b) for b in batches)),
+                 **{k: json.dumps(v) for k, v in extra.items()}})
+    set_metadata(proto, meta)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda f: f.write(proto.SerializeToString()))
     return out
@@ -130,9 +134,11 @@ def quantize_run(run: str | os.PathLike, out: str | os.PathLike,
     split = finished.split(load_dataset(spec["root"])) if spec else None
     cal = (ImageDataset(load_dataset(calibration), size=size) if calibration is not None
            else ImageDataset(split.train, size=size))
+    from .uncertainty import read_calibration
     path = quantize(model, out, cal, images=images, image_size=size,
                     metadata={"config": model.config.to_dict(), "classes": finished.classes,
-                              "data": spec})
+                              "data": spec, "preprocessing": finished.preprocessing,
+                              "calibration": read_calibration(finished.uncertainty_dir)})
     int8 = QuantizedModel(path, threads=threads)
     report: dict[str, Any] = {"run": str(run), "file": str(path), "weights": model.config.weights,
                               "method": "ONNX Runtime quantize_static, QDQ, per-channel int8 "

@@ -2,6 +2,7 @@
 
     run = rrrnet.Run("runs/E")
     run.is_finished, run.config, run.classes, run.image_size, run.data   # config.json
+    run.preprocessing                                        # image size, resize, normalisation
     run.metrics, run.history                                 # metrics.json, history.csv
     run.model                                                # model.pt, loaded once
     run.evaluate_dir, run.uncertainty_dir, run.export_dir    # what later commands write
@@ -97,6 +98,21 @@ class Run:
     def image_size(self) -> int:
         """The side of the training images, in pixels."""
         return int(self.config["recipe"].get("image_size") or 128)
+
+    @property
+    def resize(self) -> str:
+        """How the training images were made square (squash, crop or pad)."""
+        return str(self.config["recipe"].get("resize") or "squash")
+
+    @property
+    def preprocessing(self):
+        """How an image file becomes the model's input
+        (:class:`rrrnet.preprocessing.Preprocessing`): the run's image size and resize mode,
+        ImageNet normalisation."""
+        from .preprocessing import Preprocessing
+        if self.is_quantized:
+            return self.model.preprocessing
+        return Preprocessing(image_size=self.image_size, resize=self.resize)
 
     @property
     def data(self) -> dict[str, Any]:

@@ -123,6 +123,22 @@ def risk_coverage(uncertain: torch.Tensor, correct: torch.Tensor,
                                             "risk": risk.tolist()}}
 
 
+def selective_threshold(score: torch.Tensor, coverage: float = SELECTIVE_COVERAGE,
+                        name: str = "entropy") -> float:
+    """The value of score ``name`` (in its own units) that keeps ``ceil(coverage x N)`` of these
+    images: keep an image when its entropy or mutual information is at most this (its max
+    probability at least this); ``rrrnet predict --abstain`` marks the others."""
+    uncertain = _uncertainty(name, {name: score.double()})
+    k = max(1, math.ceil(coverage * len(uncertain) - 1e-9))
+    value = uncertain.sort().values[k - 1].item()
+    return -value if name == "max_probability" else value
+
+
+def abstains(score: torch.Tensor, threshold: float, name: str = "entropy") -> torch.Tensor:
+    """Which images :func:`selective_threshold`'s rule leaves out (``True``: abstain)."""
+    return score < threshold if name == "max_probability" else score > threshold
+
+
 def ood_detection(score_in: torch.Tensor, score_out: torch.Tensor) -> dict[str, float]:
     """How well a score (higher = more likely OOD) separates OOD images (positives) from
     in-distribution ones: AUROC (the probability that a random OOD image scores higher than a
@@ -202,6 +218,8 @@ def report(member_logits: torch.Tensor, labels: torch.Tensor, *,
     }
     summary["selective"] = {name: risk_coverage(_uncertainty(name, scores), correct)
                             for name in SCORES}
+    for name, sel in summary["selective"].items():
+        sel["threshold"] = selective_threshold(scores[name], sel["coverage"], name)
     if val is not None:
         val_logits, val_labels = val
         t = fit_temperature(val_logits, val_labels)
@@ -263,7 +281,8 @@ __all__: Sequence[str] = ("BINNINGS", "ECE_BINS", "SCORES", "brier", "conformal_
                           "decompose", "entropy", "expected_calibration_error", "fit_temperature",
                           "image_scores", "mc_dropout_logits", "nll", "ood_detection",
                           "member_logits", "reliability", "report", "risk_coverage",
-                          "scaled_probs", "set_metrics", "uncertainty", "uncertainty_run")
+                          "scaled_probs", "set_metrics", "uncertainty", "uncertainty_run",
+                          "selective_threshold", "abstains", "read_calibration")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,6 +371,38 @@ def uncertainty_run(run: str | os.PathLike, data: str | os.PathLike,
     write_csv(out / "scores.csv", rows)
     write_figures(summary, rows, out, title=run.path.name)
     return out, summary
+
+
+def read_calibration(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """What ``rrrnet predict`` needs of a run's ``uncertainty.json`` (in ``folder``, e.g.
+    ``RUN/uncertainty``): the temperature, the conformal threshold (None when the run had no
+    validation split) and the selective-prediction thresholds per score; None when the run has
+    not been through ``rrrnet uncertainty``. Thresholds missing from an older file are
+    recomputed from its ``scores.csv``."""
+    from .io import read_csv, read_json
+    path = Path(folder) / "uncertainty.json"
+    if not path.is_file():
+        return None
+    summary = read_json(path, "the run's uncertainty report")
+    selective = {}
+    for name, sel in (summary.get("selective") or {}).items():
+        threshold = sel.get("threshold")
+        if threshold is None:
+            values = [r[name] for r in read_csv(Path(folder) / "scores.csv")
+                      if r.get("dataset") == "in-distribution" and r.get(name) is not None]
+            if not values:
+                continue
+            threshold = selective_threshold(torch.tensor(values, dtype=torch.float64),
+                                            sel.get("coverage", SELECTIVE_COVERAGE), name)
+        selective[name] = {"coverage": sel.get("coverage", SELECTIVE_COVERAGE),
+                           "threshold": threshold}
+    conformal = summary.get("conformal")
+    return {"source": str(path), "split": summary.get("split"),
+            "temperature": summary.get("temperature"),
+            "conformal": None if not conformal else
+            {"alpha": conformal["alpha"], "threshold": conformal["threshold"],
+             "coverage": conformal.get("coverage"), "score": conformal.get("score")},
+            "selective": selective}
 
 
 def _install() -> None:

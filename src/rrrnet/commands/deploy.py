@@ -33,11 +33,31 @@ def add(sub, model_args: Callable[[argparse.ArgumentParser], None],
     qu.add_argument("--json", action="store_true", help="print the report as JSON")
     qu.set_defaults(func=quantize_command)
 
-    pr = sub.add_parser("predict", help="top-k classes and uncertainty for images")
-    pr.add_argument("run", help="run folder written by rrrnet fit")
-    pr.add_argument("images", nargs="+", help="image files")
-    pr.add_argument("--top-k", "-k", type=int, default=3)
-    pr.add_argument("--json", action="store_true")
+    pr = sub.add_parser(
+        "predict", help="classes and uncertainty for image files, folders or lists of paths",
+        description="One row per image: file, prediction, probability, entropy, "
+                    "mutual_information, top{k}_label/top{k}_probability, conformal_set (where "
+                    "the run was calibrated by rrrnet uncertainty), abstain (--abstain) and "
+                    "error (an image that cannot be read gets a row with the reason; the others "
+                    "go on). Exit code: 0 when every image was scored, 1 when any failed, 2 on a "
+                    "usage error (a missing run, an empty folder, a bad --out).")
+    pr.add_argument("run", help="run folder (rrrnet fit), or a TorchScript/ONNX file of rrrnet "
+                                "export, or an int8 ONNX file of rrrnet quantize")
+    pr.add_argument("images", nargs="+", metavar="PATH",
+                    help="image files, folders (walked recursively, hidden files skipped) or text "
+                         "files of image paths (.txt/.lst/.list, one per line)")
+    pr.add_argument("--out", "-o", help="predictions file, .csv or .jsonl (default: print)")
+    pr.add_argument("--topk", "--top-k", "-k", dest="topk", type=int, default=3,
+                    help="classes per row with their probabilities (default 3)")
+    pr.add_argument("--abstain", nargs="?", const="entropy", default=None,
+                    choices=("entropy", "mutual_information", "max_probability"),
+                    help="mark rows whose uncertainty is beyond the run's selective-prediction "
+                         "threshold (rrrnet uncertainty: the value keeping 80%% of its images); "
+                         "score: entropy (default), mutual_information or max_probability")
+    pr.add_argument("--batch-size", type=int, default=32, help="images per model call")
+    pr.add_argument("--workers", type=int, default=None,
+                    help="threads decoding images ahead of the model (default: cores, at most 4)")
+    pr.add_argument("--json", action="store_true", help="print the rows as JSON (without --out)")
     add_deploy_args(pr)
     pr.set_defaults(func=predict_command)
 
@@ -101,16 +121,36 @@ def quantize_command(a: argparse.Namespace) -> int:
 
 
 def predict_command(a: argparse.Namespace) -> int:
-    from ..deploy import predict_run
-    results = predict_run(a.run, a.images, a.top_k, **deploy_options(a))
-    if a.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    for r in results:
-        top = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
-        print(f"{r['image']}: {top}  (entropy {r['entropy']:.3f}, mutual information "
-              f"{r['mutual_information']:.3f})")
-    return 0
+    """Exit code 0 when every image was scored, 1 when any could not be read."""
+    import sys
+
+    from ..predict import predict_files
+    result = predict_files(a.run, a.images, a.out, topk=a.topk, abstain=a.abstain,
+                           batch_size=a.batch_size, workers=a.workers, **deploy_options(a))
+    failed = result.failed
+    if a.out:
+        print(f"wrote {len(result.rows)} predictions to {a.out} ({result.predictor.kind} "
+              f"{result.predictor.source})" + (f"; {len(failed)} image(s) could not be read: "
+                                               f"see the error column" if failed else ""))
+    elif a.json:
+        print(json.dumps([{k: r.get(k) for k in result.columns} for r in result.rows], indent=2))
+    else:
+        for r in result.rows:
+            if r["error"]:
+                print(f"{r['file']}: error: {r['error']}")
+                continue
+            k = sum(1 for c in result.columns if c.endswith("_label"))
+            top = ", ".join(f"{r[f'top{j}_label']} {r[f'top{j}_probability']:.1%}"
+                            for j in range(1, k + 1))
+            extra = "".join([f"; set {{{', '.join(r['conformal_set'])}}}"
+                             if "conformal_set" in r else "",
+                             "; ABSTAIN" if r.get("abstain") else ""])
+            print(f"{r['file']}: {top}  (entropy {r['entropy']:.3f}, mutual information "
+                  f"{r['mutual_information']:.3f}{extra})")
+    if failed:
+        print(f"rrrnet: {len(failed)} of {len(result.rows)} image(s) could not be read "
+              f"(first: {failed[0]['file']}: {failed[0]['error']})", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def latency_command(a: argparse.Namespace, model_config) -> int:
