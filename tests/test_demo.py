@@ -1,5 +1,6 @@
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -33,8 +34,17 @@ def test_demo_writes_a_side_by_side_report(tmp_path, monkeypatch):
         "A: tiny last layer": (ModelConfig(arch="resnet18", branches=1, split_at="fc"),
                                Recipe(**{**tiny.__dict__, "augment_ops": 0})),
     })
+    timed = []
+    real_latency = demo.latency
+    monkeypatch.setattr(demo, "latency", lambda source, **kw: timed.append(
+        (source, kw)) or real_latency(source, **kw))
     with pytest.warns(UserWarning, match="random initialisation"):
         rows = demo.run_demo(tmp_path / "out", progress=False, latency_runs=3)
+    # timed after training, each run as `rrrnet latency RUN --threads 2` times it
+    from rrrnet import deploy
+    assert real_latency is deploy.latency  # the function `rrrnet latency` calls
+    assert [(Path(s).name, kw) for s, kw in timed] == [("E", {"runs": 3, "threads": 2}),
+                                                        ("A", {"runs": 3, "threads": 2})]
     assert [r["method"] for r in rows] == ["E: tiny RRR-Net", "A: tiny last layer"]
     assert all(r["weights"] == "none" for r in rows)
     assert rows[0]["params"] < rows[1]["params"] * 10 and rows[0]["macs"] > 0
