@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only: no display, safe in Ray workers and on servers
 import matplotlib.pyplot as plt  # noqa: E402
@@ -22,6 +23,7 @@ from .stats import (dataset_intervals, error_matrix, method_summary, methods_of,
                     seed_means)
 
 FIGURES = {
+    "fig4": "fig4_error_vs_cost.png",
     "fig6": "fig6_dataset_errors.png",
     "fig7": "fig7_clustered_heatmap.png",
     "fig8": "fig8_boxplot.png",
@@ -185,6 +187,60 @@ def plot_spider(rows: Sequence[dict[str, Any]], path: Path, reference: str = "E"
     return save_figure(fig, path)
 
 
+# The paper's mean test errors over its 40 Meta-Album micro datasets (ImageNet weights, 300
+# epochs; Section 4.5) and parameter counts (its Figure 1: 58.23 M for the ResNet-152 baselines,
+# 9.09 M for RRR-Net; ResNet_1.1.1.1 from rrrnet's exact count at 20 classes). The paper gives no
+# latency, so these points appear on the parameter panel only.
+PAPER_POINTS = {"A": (0.358, 58.23e6), "B": (0.360, 58.23e6), "C": (0.403, 8.06e6),
+                "D": (0.399, 8.06e6), "E": (0.355, 9.09e6)}
+
+
+def _mean_of(rows: Sequence[dict[str, Any]], method: str, key: str) -> float:
+    values = [float(r[key]) for r in rows if str(r["method"]) == method
+              and r.get(key) not in (None, "") and not math.isnan(float(r[key]))]
+    return float(np.mean(values)) if values else math.nan
+
+
+def plot_error_vs_cost(rows: Sequence[dict[str, Any]], path: Path, reference: str = "E") -> Path:
+    """Beside the paper's Figure 4: each method's mean test error against its parameters and
+    its CPU latency (batch 1), over the datasets every method has results on (seed means), with
+    the paper's means as hollow reference points (parameter panel)."""
+    means = seed_means(rows)
+    methods = methods_of(rows)
+    common = sorted(set.intersection(*({d for d, m in means if m == method}
+                                        for method in methods)))
+    cost = {m: {k: _mean_of(rows, m, k) for k in ("params", "cpu_ms")} for m in methods}
+    colors = method_colors(methods, reference)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "params", "parameters"),
+                           (axes[1], "cpu_ms", "CPU ms per image (batch 1, 2 threads)")):
+        for m in methods:
+            error = np.mean([means[(d, m)] for d in common]) * 100 if common else math.nan
+            x = cost[m][key] / (1e6 if key == "params" else 1)
+            if not math.isnan(x) and not math.isnan(error):
+                ax.scatter(x, error, s=70, color=colors[m], zorder=3)
+                ax.annotate(m, (x, error), textcoords="offset points", xytext=(6, 4))
+            if key == "params" and m in PAPER_POINTS:
+                paper_error, params = PAPER_POINTS[m]
+                ax.scatter(params / 1e6, paper_error * 100, s=70, facecolors="none",
+                           edgecolors=colors[m], zorder=3)
+                ax.annotate(f"{m} (paper)", (params / 1e6, paper_error * 100),
+                            textcoords="offset points", xytext=(6, -10), fontsize=8,
+                            color="grey")
+        ax.set_xscale("log")
+        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+        ax.set_xlabel(label + (" (millions)" if key == "params" else ""))
+        ax.set_ylabel("mean test error (%)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Error against cost: filled, this benchmark ({len(common)} dataset(s) every "
+                 f"method has); hollow, the paper's means (40 datasets, ImageNet weights)",
+                 fontsize=9)
+    return save_figure(fig, path)
+
+
 def _largest(summary: dict[str, dict[str, Any]], methods: Sequence[str], key: str) -> float:
     values = [summary[m][key] for m in methods if not math.isnan(summary[m][key])]
     return max(values) if values and max(values) > 0 else 1.0
@@ -195,7 +251,8 @@ def write_figures(rows: Sequence[dict[str, Any]], out: Path, reference: str = "E
     results of every method)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    written = [plot_dataset_errors(rows, out / FIGURES["fig6"], reference),
+    written = [plot_error_vs_cost(rows, out / FIGURES["fig4"], reference),
+               plot_dataset_errors(rows, out / FIGURES["fig6"], reference),
                plot_clustered_heatmap(rows, out / FIGURES["fig7"]),
                plot_boxplot(rows, out / FIGURES["fig8"], reference),
                plot_spider(rows, out / FIGURES["fig9"], reference)]
