@@ -30,6 +30,7 @@ import torch.utils.data
 from PIL import Image, ImageOps
 
 from ..errors import DataError
+from .cache import ImageCache, file_hashes
 from .meta_album import IMAGES_DIR, INFO_FILE, LABELS_FILE, to_rgb_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -514,26 +515,73 @@ def _check_split_sizes(data: LabelledImages, train: int, val: int, test: int | N
 # PyTorch
 # --------------------------------------------------------------------------------------------
 
+# ImageDataset's cache: "auto" keeps the decoded images in memory up to this many bytes, and in
+# the shared memory-mapped file above it (each DataLoader worker would hold its own in-memory
+# copy: 50,000 images of 128 px are 2.4 GB per worker).
+CACHE_MODES = ("auto", "ram", "memmap", "none")
+MEMMAP_ABOVE_BYTES = 512 * 2**20
+# Names the decoding in the shared cache's key: other code or another Pillow gives other pixels.
+DECODER = f"rrrnet.read_image/1 Pillow {Image.__version__}"
+
+
 class ImageDataset(torch.utils.data.Dataset):
     """``dataset[i] -> (transform(image) or image, label)``, image an HxWx3 uint8 array.
 
-    With ``cache`` the decoded, resized arrays are kept in memory after their first use: the
-    micro datasets are ~800 images of 128x128 (~40 MB), and decoding them every epoch of a
-    300-epoch run would dominate the time. ``resize`` makes a non-square image square
-    (:func:`resize_square`: squash, crop or pad).
+    ``cache`` keeps the decoded, resized arrays after their first use, as decoding them every
+    epoch of a 300-epoch run would dominate the time:
+
+    * ``"ram"``: in this process's memory (each DataLoader worker fills its own copy). The
+      micro datasets are ~800 images of 128x128 (~40 MB).
+    * ``"memmap"``: in one memory-mapped file shared by every process
+      (:class:`rrrnet.data.cache.ImageCache`), under ``cache_folder`` (default
+      ``$RRRNET_CACHE``, else ``~/.cache/rrrnet/images``; never inside the dataset folder),
+      keyed by the SHA-256 of the files' bytes, the size and the resize mode, so that a second
+      run, or a second dataset object, reuses it. The files are hashed here, once.
+    * ``"auto"`` (``True``, the default): ``"memmap"`` when ``cache_folder`` is given or the
+      decoded images exceed :data:`MEMMAP_ABOVE_BYTES` (512 MiB), else ``"ram"``.
+    * ``"none"`` (``False``): decode on every read.
+
+    Every mode gives the same arrays for the same images. ``resize`` makes a non-square image
+    square (:func:`resize_square`: squash, crop or pad).
     """
 
     def __init__(self, images: LabelledImages, size: int = 128,
-                 transform: Callable[[np.ndarray], object] | None = None, cache: bool = True,
-                 resize: str = DEFAULT_RESIZE) -> None:
+                 transform: Callable[[np.ndarray], object] | None = None,
+                 cache: bool | str = True, resize: str = DEFAULT_RESIZE,
+                 cache_folder: str | Path | None = None) -> None:
         if resize not in RESIZE_MODES:
             raise DataError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+        mode = "auto" if cache is True else "none" if cache is False else cache
+        if mode not in CACHE_MODES:
+            raise DataError(f"cache must be one of {', '.join(CACHE_MODES)} (or True, False), "
+                            f"got {cache!r}")
+        if cache_folder is not None and mode in ("ram", "none"):
+            raise DataError(f"a cache folder ({cache_folder}) is for cache='memmap' (or 'auto'), "
+                            f"not cache={cache!r}")
         self.images = images
         self.size = size
         self.resize = resize
         self.transform = transform
         self.cache = cache
-        self._cached: list[np.ndarray | None] = [None] * len(images)
+        self.shared_cache: ImageCache | None = None
+        if mode == "auto":
+            large = len(images) * size * size * 3 > MEMMAP_ABOVE_BYTES
+            mode = "memmap" if cache_folder is not None or large else "ram"
+            if mode == "memmap" and cache_folder is None:
+                try:
+                    self.shared_cache = self._shared(None)
+                except DataError as error:
+                    warnings.warn(f"{error}; keeping the decoded images in memory instead (one "
+                                  f"copy per DataLoader worker)", stacklevel=2)
+                    mode = "ram"
+        if mode == "memmap" and self.shared_cache is None:
+            self.shared_cache = self._shared(cache_folder)
+        self.cache_mode = mode
+        self._cached: list[np.ndarray | None] = [None] * len(images) if mode == "ram" else []
+
+    def _shared(self, folder: str | Path | None) -> ImageCache:
+        return ImageCache(file_hashes(self.images.paths), self.size, self.resize, DECODER,
+                          folder=folder, dataset_root=self.images.root)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -544,10 +592,15 @@ class ImageDataset(torch.utils.data.Dataset):
         label = self.images.labels[index]
         return (self.transform(image) if self.transform else image), label
 
+    def _read(self, index: int) -> np.ndarray:
+        return read_image(self.images.paths[index], self.size, self.resize)
+
     def _image(self, index: int) -> np.ndarray:
-        if not self.cache:
-            return read_image(self.images.paths[index], self.size, self.resize)
+        if self.shared_cache is not None:  # a private copy, checked against the slot's CRC
+            return self.shared_cache.get(index, lambda: self._read(index))
+        if self.cache_mode == "none":
+            return self._read(index)
         if self._cached[index] is None:
-            self._cached[index] = read_image(self.images.paths[index], self.size, self.resize)
+            self._cached[index] = self._read(index)
         # A copy, so that a transform that works in place cannot corrupt the cached image.
         return self._cached[index].copy()
