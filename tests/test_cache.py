@@ -62,6 +62,7 @@ def test_items_equal_the_in_ram_caches(data, tmp_path, resize):
         for i, (image, label) in enumerate(expected):
             got, got_label = shared[i]
             assert type(got) is np.ndarray and got.dtype == np.uint8 and got.shape == (SIZE, SIZE, 3)
+            assert got.flags.writeable and image.flags.writeable  # the caller's own, in both
             assert np.array_equal(got, image) and got_label == label
     assert shared.shared_cache.filled() == len(data)
     # A caller scribbling on an item does not reach the cache.

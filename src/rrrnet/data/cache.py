@@ -247,12 +247,13 @@ class ImageCache:
             pixels = np.array(self._images[slot])  # copied out, then checked: what is returned
             if pixels_crc(pixels) == word:
                 return pixels
-        pixels = decode()
-        if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 \
-                or pixels.shape != (self.size, self.size, 3):
+        decoded = decode()
+        if not isinstance(decoded, np.ndarray) or decoded.dtype != np.uint8 \
+                or decoded.shape != (self.size, self.size, 3):
             raise ValueError(f"the image cache holds uint8 {self.size}x{self.size}x3 arrays; "
-                             f"decode gave {getattr(pixels, 'dtype', type(pixels).__name__)} "
-                             f"{getattr(pixels, 'shape', '')}")
+                             f"decode gave {getattr(decoded, 'dtype', type(decoded).__name__)} "
+                             f"{getattr(decoded, 'shape', '')}")
+        pixels = np.array(decoded)  # writable and the caller's own, as a read from the slot
         self._images[slot] = pixels          # the pixels first,
         self._flags[slot] = pixels_crc(pixels)  # then the word that vouches for them
         return pixels
