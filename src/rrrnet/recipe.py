@@ -19,8 +19,9 @@ from .training.strategies import get as get_strategy
 from .training.strategies import method as paper_method
 
 BRANCH_VIEWS = ("shared", "independent")
-SCHEDULES = ("constant", "cosine")
-BALANCES = ("none", "weights", "sampler")    # imbalanced classes (training.data, training.loss)           # the learning rate (training.callbacks.lr_factor)
+SCHEDULES = ("constant", "cosine")           # the learning rate (training.callbacks.lr_factor)
+BALANCES = ("none", "weights", "sampler")    # imbalanced classes (training.data, training.loss)
+DISTILL_TARGETS = ("branches", "ensemble")   # what the teacher teaches (training.distill)
 RESIZE_MODES = ("squash", "crop", "pad")     # how an image becomes square (data.resize_square)
 # Recipe options that do not change the trained weights: where the run executes, and how often
 # the history scores the evaluation images (evaluation draws no random numbers and leaves every
@@ -31,7 +32,8 @@ RENAMED = {"warm_stem_epochs": "warm_stump_epochs"}
 # What runs written before an option existed did, whatever its default is now: a run folder's or
 # benchmark cell's configuration without the option is read with this value.
 BEFORE_OPTION = {"precision": "fp32", "schedule": "constant", "warmup_epochs": 0, "patience": 0,
-                 "log": "", "resize": "squash", "balance": "none"}
+                 "log": "", "resize": "squash", "balance": "none", "distill": "",
+                 "distill_temperature": 4.0, "distill_weight": 0.5, "distill_target": "branches"}
 
 
 def with_added_options(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +76,10 @@ class Recipe:
     log: str = ""                     # loggers, comma-separated: csv, tensorboard, mlflow
     resize: str = "squash"            # squash | crop | pad: how images become square
     balance: str = "none"             # none | weights (class-weighted loss) | sampler (resampled)
+    distill: str = ""                 # a teacher run folder: knowledge distillation (training.distill)
+    distill_temperature: float = 4.0  # softening of teacher and student outputs (Hinton et al.)
+    distill_weight: float = 0.5       # share of the distillation term in the loss (0..1)
+    distill_target: str = "branches"  # branches: each distilled alone | ensemble: their average
 
     def __post_init__(self):
         if self.branch_views not in BRANCH_VIEWS:
@@ -81,7 +87,7 @@ class Recipe:
         if self.ensemble not in ensembles():
             raise ConfigError(f"ensemble must be one of {', '.join(ensembles())}, got {self.ensemble!r}")
         for name, choices in (("schedule", SCHEDULES), ("resize", RESIZE_MODES),
-                              ("balance", BALANCES)):
+                              ("balance", BALANCES), ("distill_target", DISTILL_TARGETS)):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(choices)}, got "
                                   f"{getattr(self, name)!r}")
@@ -103,6 +109,12 @@ class Recipe:
                      "warmup_epochs", "patience"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not (isinstance(self.distill_temperature, (int, float))
+                and math.isfinite(self.distill_temperature) and self.distill_temperature > 0):
+            raise ConfigError(f"distill_temperature must be a finite positive number, got "
+                              f"{self.distill_temperature!r}")
+        if not (isinstance(self.distill_weight, (int, float)) and 0 <= self.distill_weight <= 1):
+            raise ConfigError(f"distill_weight must be in [0, 1], got {self.distill_weight!r}")
         if not 0 <= self.ema_step_decay < 1:
             raise ConfigError(f"ema_step_decay must be in [0, 1), got {self.ema_step_decay}")
         for name in ("lr", "weight_decay"):
@@ -154,23 +166,72 @@ class Recipe:
         return self.epochs - self.ema_averaged_epochs
 
 
+DATA_LAYOUTS = ("auto", "csv", "meta-album", "split-folders", "class-folders")  # data.LAYOUTS
+# What runs and benchmark cells written before a data option existed did: the authors' micro
+# split of a Meta-Album or class folder, every image kept (duplicates included).
+DATA_BEFORE_OPTION = {"layout": "auto", "split": "micro", "labels": None, "split_seed": 0,
+                      "keep_duplicates": True}
+
+
 @dataclass(frozen=True)
 class DataSpec:
-    """Which images: the dataset folder and the per-class micro split."""
+    """Which images, and how they are split into train / val / test
+    (:func:`rrrnet.data.load_parts`, which says every file used and every file left out).
 
-    root: str
+    ``root``: the dataset folder (or a labels CSV; None with ``labels``: the CSV's folder).
+    ``layout``: auto (recognised) | csv | meta-album | split-folders | class-folders.
+    ``split``: None, the layout's default (the authors' micro split for Meta-Album, the
+    folder's own parts for ``train/ val/ test/`` folders or a CSV with a part column, else a
+    0.8/0.1/0.1 ratio split); ``"micro"``, the authors' per-class split of ``train``, ``val``,
+    ``test`` images per class; or (train, val, test) ratios summing to 1 (a list in JSON, read
+    back as a tuple). ``labels``: a CSV ``file,label[,part]``, paths relative to ``root`` when
+    given, else to the CSV's folder. ``split_seed``: seeds the ratio split. It is the data's
+    own (default 0), not the recipe's seed, so that runs of several training seeds are scored
+    on the same test images. ``keep_duplicates``: keep exact copies (by SHA-256) instead of
+    leaving them out; a val or test image also in train is otherwise removed from val or test.
+    ``allow_outside_files``: a CSV may name files outside the dataset folder.
+    ``skip_bad_images``: read from older configurations and ignored: unreadable files are
+    always left out, and listed in the run's ``skipped.csv``.
+    """
+
+    root: str | None
     train: int = 20
     val: int = 0
     test: int = 20
     skip_bad_images: bool = False
-    allow_outside_files: bool = False   # labels.csv rows may name files outside the folder
+    allow_outside_files: bool = False   # labels CSV rows may name files outside the folder
+    layout: str = "auto"
+    split: str | tuple[float, float, float] | None = None
+    labels: str | None = None
+    split_seed: int = 0
+    keep_duplicates: bool = False
 
-    def load(self):
-        """The micro split (:class:`rrrnet.data.Split`) of the dataset folder."""
-        from .data import load_dataset, micro_split
-        return micro_split(load_dataset(self.root, skip_bad_images=self.skip_bad_images,
-                                        allow_outside_files=self.allow_outside_files),
-                           train=self.train, val=self.val, test=self.test)
+    def __post_init__(self):
+        from .data.parts import parse_split
+        if self.layout not in DATA_LAYOUTS:
+            raise ConfigError(f"layout must be one of {', '.join(DATA_LAYOUTS)}, got {self.layout!r}")
+        if self.root is None and self.labels is None:
+            raise ConfigError("no dataset given: name a dataset folder or a labels CSV (--labels)")
+        object.__setattr__(self, "split", parse_split(self.split))
+        for name in ("root", "labels"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, str(getattr(self, name)))
+
+    def load(self, on_progress=None):
+        """The parts (:class:`rrrnet.data.Parts`, a :class:`rrrnet.data.Split`) with their
+        account of every file; ``on_progress(done, total)`` as files are checked."""
+        from .data import load_parts
+        return load_parts(self.root, layout=self.layout, split=self.split, labels=self.labels,
+                          seed=self.split_seed, micro_sizes=(self.train, self.val, self.test),
+                          allow_outside_files=self.allow_outside_files,
+                          keep_duplicates=self.keep_duplicates, on_progress=on_progress)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON holds them (ratios as a list), as a run's ``config.json`` does."""
+        values = dataclasses.asdict(self)
+        if isinstance(self.split, tuple):
+            values["split"] = list(self.split)
+        return values
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
+from ..checks import check_values
 from ..errors import ConfigError
 from ..options import ARCH_NAMES, INIT_MODES, PRECISIONS, SPLIT_POINTS
 from ..training import strategies
-from .args import add_run_flags, add_weights_arg
+from .args import add_run_flags, add_weights_arg, check_config_types
 
 QUICK_PATIENCE = 10   # the quick recipe's early stopping, where a validation part exists
 
@@ -60,7 +64,7 @@ def model_config(args: argparse.Namespace):
 
 
 def add_recipe_args(parser: argparse.ArgumentParser, title: str = "defaults: the paper's") -> None:
-    from ..recipe import BALANCES, BRANCH_VIEWS, RESIZE_MODES, SCHEDULES, Recipe
+    from ..recipe import BALANCES, DISTILL_TARGETS, BRANCH_VIEWS, RESIZE_MODES, SCHEDULES, Recipe
     d = Recipe()
     g = parser.add_argument_group(f"training recipe ({title})")
     g.add_argument("--epochs", type=int, default=d.epochs)
@@ -111,6 +115,16 @@ def add_recipe_args(parser: argparse.ArgumentParser, title: str = "defaults: the
                         "holds every column)")
     g.add_argument("--num-workers", type=int, default=d.num_workers, help="data loader workers")
     g.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    k = parser.add_argument_group("knowledge distillation (rrrnet.training.distill)")
+    k.add_argument("--distill", default=d.distill, metavar="TEACHER_RUN",
+                   help="a finished run (e.g. baseline B) whose softened outputs the branches "
+                        "also learn from; it runs online on each augmented batch")
+    k.add_argument("--distill-temperature", type=float, default=d.distill_temperature,
+                   help=f"softening of both outputs (default: {d.distill_temperature})")
+    k.add_argument("--distill-weight", type=float, default=d.distill_weight,
+                   help=f"share of the distillation term in the loss (default: {d.distill_weight})")
+    k.add_argument("--distill-target", default=d.distill_target, choices=DISTILL_TARGETS,
+                   help="branches: each branch distilled alone; ensemble: their average")
     e = parser.add_argument_group("ensemble training (rrrnet.training.strategies)")
     e.add_argument("--ensemble", default=d.ensemble, choices=list(strategies.ensembles()),
                    help="; ".join(f"{name}: {cls.summary}"
@@ -122,14 +136,50 @@ def add_recipe_args(parser: argparse.ArgumentParser, title: str = "defaults: the
     e.add_argument("--fge-lr-low", type=float, default=d.fge_lr_low,
                    help=f"FGE: lowest rate, where models are collected, times --lr "
                         f"(default: {d.fge_lr_low})")
-    s = parser.add_argument_group("data split (per class)")
-    s.add_argument("--train", type=int, default=20, help="training images per class")
-    s.add_argument("--val", type=int, default=0, help="validation images per class")
-    s.add_argument("--test", type=int, default=20, help="test images per class")
-    s.add_argument("--skip-bad-images", action="store_true",
-                   help="drop missing or corrupt images with a warning instead of stopping")
+    add_data_args(parser)
+
+
+def add_data_args(parser: argparse.ArgumentParser) -> None:
+    """The data options: :class:`~rrrnet.recipe.DataSpec`'s fields."""
+    from ..recipe import DATA_LAYOUTS, DataSpec
+    d = argparse.Namespace(**{f.name: f.default for f in dataclasses.fields(DataSpec)})
+    s = parser.add_argument_group(
+        "data (every file used is listed in RUN/split.csv, every file left out in "
+        "RUN/skipped.csv)")
+    s.add_argument("--layout", default=d.layout, choices=DATA_LAYOUTS,
+                   help="how the dataset is laid out (default: auto, recognised): "
+                        "split-folders ROOT/{train,val,test}/CLASS/* (val, test optional; "
+                        "valid, validation, testing count); class-folders ROOT/CLASS/*; "
+                        "meta-album (labels.csv, info.json, images/); csv (--labels)")
+    s.add_argument("--split", default=d.split, metavar="micro|TRAIN,VAL,TEST",
+                   help="how the images are split (default: the layout's own: train/ val/ test/ "
+                        "folders or a CSV part column as they are; micro for Meta-Album; "
+                        "0.8,0.1,0.1 for class folders): micro, the authors' per-class split "
+                        "(--train/--val/--test images per class), or ratios summing to 1, "
+                        "stratified by class and seeded by --split-seed")
+    s.add_argument("--split-seed", type=int, default=d.split_seed,
+                   help="seed of the ratio split (default: 0; not --seed, so that runs of "
+                        "several seeds are scored on the same test images)")
+    s.add_argument("--labels", default=d.labels, metavar="FILE.csv",
+                   help="a CSV listing the images: columns file,label[,part] (part: train, val "
+                        "or test), paths relative to --root, else to the CSV's folder")
+    s.add_argument("--root", default=None, metavar="FOLDER",
+                   help="the folder the paths of --labels are relative to (default: the CSV's "
+                        "folder); the same as giving the dataset folder")
+    s.add_argument("--train", type=int, default=d.train,
+                   help=f"micro split: training images per class (default: {d.train})")
+    s.add_argument("--val", type=int, default=d.val,
+                   help=f"micro split: validation images per class (default: {d.val})")
+    s.add_argument("--test", type=int, default=d.test,
+                   help=f"micro split: test images per class (default: {d.test})")
+    s.add_argument("--keep-duplicates", action="store_true",
+                   help="keep exact duplicates (same bytes); by default a copy within a part "
+                        "is left out, and a val or test image that is also in train is "
+                        "removed from val or test")
+    # Unreadable files are now always left out and listed; the old flag is still accepted.
+    s.add_argument("--skip-bad-images", action="store_true", help=argparse.SUPPRESS)
     s.add_argument("--allow-outside-files", action="store_true",
-                   help="accept labels.csv rows naming files outside the dataset folder")
+                   help="accept CSV rows naming files outside the dataset folder")
 
 
 def recipe(args: argparse.Namespace):
@@ -140,14 +190,25 @@ def recipe(args: argparse.Namespace):
               if hasattr(args, f.name)}
     if values.get("patience", 0) is None:   # fit's preset decides where the data allow it
         values["patience"] = 0
+    check_values(Recipe, values)   # a --config's "epochs": 1.5 or "device": 5, before Recipe's checks
     return Recipe(**values)
 
 
-def data_spec(args: argparse.Namespace, root: str):
+def data_spec(args: argparse.Namespace, root: str | None):
+    """The DataSpec of the parsed options; ``root``: the dataset folder given (or --root)."""
     from ..recipe import DataSpec
-    return DataSpec(root=root, train=args.train, val=args.val, test=args.test,
-                    skip_bad_images=args.skip_bad_images,
-                    allow_outside_files=getattr(args, "allow_outside_files", False))
+    other = getattr(args, "root", None)
+    if root and other and Path(root).resolve() != Path(other).resolve():
+        raise ConfigError(f"two dataset folders given, {root} and --root {other}; give one")
+    values = dict(root=root or other, train=args.train, val=args.val, test=args.test,
+                  skip_bad_images=args.skip_bad_images,
+                  allow_outside_files=getattr(args, "allow_outside_files", False),
+                  layout=getattr(args, "layout", "auto"), split=getattr(args, "split", None),
+                  labels=getattr(args, "labels", None),
+                  split_seed=getattr(args, "split_seed", 0),
+                  keep_duplicates=getattr(args, "keep_duplicates", False))
+    check_values(DataSpec, values)   # a --config's "test": 2.5 or "train": -1, before anything runs
+    return DataSpec(**values)
 
 
 def add(sub) -> None:
@@ -160,8 +221,9 @@ def add(sub) -> None:
                       "2-epoch warm-up, bf16 where\nsupported, early stopping after "
                       f"{QUICK_PATIENCE} evaluations where a val part exists) or paper "
                       "(300 epochs,\nconstant rate, fp32, no early stopping).")
-    fit.add_argument("data", nargs="?", help="dataset folder (Meta-Album: labels.csv, info.json, "
-                     "images/; or one sub-folder per class); default: --config's data root")
+    fit.add_argument("data", nargs="?", help="dataset folder (train/ val/ test/ folders of class "
+                     "folders; class folders; Meta-Album: labels.csv, info.json, images/) or a "
+                     "labels CSV (see --layout); default: --config's data root")
     fit.add_argument("--out", "-o", required=True, help="run folder to write")
     fit.add_argument("--recipe", default="quick", choices=("quick", "paper"),
                      help="the preset under every other option: quick (a first result soonest) "
@@ -206,6 +268,7 @@ def layers(args: argparse.Namespace) -> dict[str, Any]:
         found.update({f.name: getattr(rec, f.name) for f in dataclasses.fields(Recipe)
                       if getattr(rec, f.name) != getattr(base, f.name)})
     if args.config:
+        check_config_types(args.config)   # "epochs": 1.5, "device": 5: one line, not a traceback
         config = load_config_file(args.config)
         entry = config["methods"].get(args.method, {}) if args.method else {}
         data = config.get("data", {})
@@ -227,8 +290,9 @@ def reparse(parser: argparse.ArgumentParser, argv, args: argparse.Namespace) -> 
     parser.commands["fit"].set_defaults(**found)
     args = parser.parse_args(argv)
     check_method_options(args, found)
-    if not args.data:
-        raise ConfigError("fit needs a dataset folder (or a --config holding data.root)")
+    if not (args.data or args.root or args.labels):
+        raise ConfigError("fit needs a dataset folder, a labels CSV (--labels FILE.csv) or a "
+                          "--config holding data.root")
     return args
 
 
@@ -259,15 +323,25 @@ def fit_command(args: argparse.Namespace) -> int:
     from ..training import distributed
     if args.nproc > 1 and distributed.from_environment(args.device) is None:
         return distributed.launch(args.nproc, _without_nproc(args.argv))
-    from ..training.fit import fit
+    from ..training.fit import as_written, fit
     spec, model = data_spec(args, args.data), model_config(args)
+    if args.resume:
+        spec = as_written(Path(args.out), spec)
+    main = os.environ.get("RANK", "0") == "0"
+    parts = spec.load(on_progress=None if args.quiet or not main else _file_bar())
     if args.patience is None:   # the preset's: early stopping where there is a val part
-        args.patience = QUICK_PATIENCE if args.recipe == "quick" and spec.val > 0 else 0
+        args.patience = QUICK_PATIENCE if args.recipe == "quick" and len(parts.val) else 0
     rec = recipe(args)
+    if main:
+        if not args.quiet:
+            print(parts.table())
+        warning = imbalance_warning(parts, rec, args.argv)
+        if warning:
+            print(warning, file=sys.stderr)
     world = distributed.from_environment(rec.device)
     try:
         result = fit(spec, args.out, model, rec, resume=args.resume, overwrite=args.overwrite,
-                     progress=not args.quiet, world=world)
+                     progress=not args.quiet, world=world, parts=parts)
     finally:
         distributed.shutdown()
     if world is not None and not world.main:
@@ -277,10 +351,43 @@ def fit_command(args: argparse.Namespace) -> int:
         print(f"method {args.method}, {rec.ensemble} ensemble of {model.branches} branch(es)")
     stopped = (f", early stop: epoch {m['best_epoch']} kept of {m['epochs_trained']}"
                if "best_epoch" in m else "")
-    print(f"{result.out}: test error {m['error']:.2%} (branches "
+    scored = "test" if m.get("scored_on", "test") == "test" else "val (no test part)"
+    balanced = (f", balanced error {m['balanced_error']:.2%}, macro F1 {m['macro_f1']:.3f}"
+                if m.get("balanced_error") is not None else "")
+    print(f"{result.out}: {scored} error {m['error']:.2%} (branches "
           f"{', '.join(f'{e:.1%}' for e in m['branch_errors'])}), NLL {m['nll']:.3f}, "
-          f"ECE {m['ece']:.3f}{stopped}")
+          f"ECE {m['ece']:.3f}{balanced}{stopped}")
     return 0
+
+
+def imbalance_warning(parts, rec, argv) -> str | None:
+    """One line when the largest class has more than 3x the training images of the smallest
+    and --balance was not given; None otherwise."""
+    imbalance = parts.imbalance()
+    if imbalance is None or getattr(rec, "balance", "none") != "none" \
+            or any(a == "--balance" or a.startswith("--balance=") for a in argv or ()):
+        return None
+    large, most, small, least = imbalance
+    return (f"warning: imbalanced classes: {large!r} has {most} training images, {small!r} "
+            f"{least} ({most / least:.1f}x); try --balance weights (a class-weighted loss) or "
+            f"--balance sampler (each class drawn equally often), and judge the run by "
+            f"balanced_error in metrics.json")
+
+
+def _file_bar():
+    """``on_progress(done, total)`` drawing a bar while the dataset's files are checked."""
+    from tqdm.auto import tqdm
+    bar = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="checking files", unit="file", leave=False,
+                       disable=None)   # drawn on a terminal only
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+    return on_progress
 
 
 def _without_nproc(argv: list[str]) -> list[str]:

@@ -6,6 +6,8 @@ The loop (:func:`rrrnet.training.loop.train`) fires, in this order::
       on_stump_ready                  after the frozen stump's BatchNorm warm-up (not on resume)
       on_epoch_start                  state.epoch is the epoch about to run (0-based)
         on_step_start(batch)          before the forward pass
+        on_loss(batch, outputs)       the strategy's loss is state.loss: a listener may change
+                                      it (e.g. add distillation's term) before backward
         on_step_end(batch, loss, outputs)   after the optimiser step
       on_train_epoch_end              the epoch's steps done, its row has the training figures
       on_validation_end(metrics)      after the evaluation data were scored (every eval_every)
@@ -29,7 +31,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 if TYPE_CHECKING:  # typing only: this module loads nothing heavy
     import torch
 
-EVENTS = ("on_fit_start", "on_stump_ready", "on_epoch_start", "on_step_start", "on_step_end",
+EVENTS = ("on_fit_start", "on_stump_ready", "on_epoch_start", "on_step_start", "on_loss",
+          "on_step_end",
           "on_train_epoch_end", "on_validation_end", "on_epoch_end", "on_fit_end", "on_interrupt")
 
 
@@ -52,6 +55,8 @@ class Callback:
     def on_stump_ready(self, state: "TrainState") -> None: ...
     def on_epoch_start(self, state: "TrainState") -> None: ...
     def on_step_start(self, state: "TrainState", batch: Sequence[Any]) -> None: ...
+    def on_loss(self, state: "TrainState", batch: Sequence[Any],
+                outputs: "torch.Tensor") -> None: ...
     def on_step_end(self, state: "TrainState", batch: Sequence[Any], loss: "torch.Tensor",
                     outputs: "torch.Tensor") -> None: ...
     def on_train_epoch_end(self, state: "TrainState") -> None: ...
@@ -105,6 +110,7 @@ class TrainState:
     scaler: Any = None
     history: list[dict[str, Any]] = field(default_factory=list)
     row: dict[str, Any] = field(default_factory=dict)
+    loss: Any = None                   # the current step's loss (on_loss may change it)
     epoch: int = 0
     step: int = 0
     setup_seconds: float = 0.0

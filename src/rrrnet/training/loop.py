@@ -127,6 +127,11 @@ def standard_callbacks(state: TrainState) -> list[Callback]:
     chosen = [ClassBalance(), FrozenStump(), LrSchedule(), WeightAverage(), TrainMetrics()]
     if state.recipe.patience:
         chosen.append(EarlyStopping(state.recipe.patience))
+    if state.recipe.distill:
+        from .distill import Distillation, teacher_from_run
+        r = state.recipe
+        chosen.append(Distillation(teacher_from_run(r.distill, r.image_size),
+                                   r.distill_temperature, r.distill_weight, r.distill_target))
     if state.progress:
         chosen.append(Progress())
     if state.world is not None and state.world.size > 1:
@@ -146,12 +151,14 @@ def begin_epoch(state: TrainState, epoch: int) -> None:
 
 def train_step(state: TrainState, batch: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step on ``batch``: forward (autocast at the recipe's precision), the
-    strategy's loss, backward (scaled for fp16), step. A non-finite loss raises
-    :class:`TrainingDiverged` before the step."""
+    strategy's loss (which ``on_loss`` listeners may change), backward (scaled for fp16),
+    step. A non-finite loss raises :class:`TrainingDiverged` before the step."""
     x, y = to_device(batch[0], state.device), batch[1].to(state.device, non_blocking=True)
     with state.precision.autocast():
         outputs = state.forward(x).float()
-    loss = state.strategy.loss(outputs, y, batch)
+    state.loss = state.strategy.loss(outputs, y, batch)
+    state.fire("on_loss", batch, outputs)
+    loss = state.loss
     if not torch.isfinite(loss):
         raise TrainingDiverged(
             f"the training loss became {loss.item()} in epoch {state.epoch + 1}; the learning "

@@ -1,0 +1,80 @@
+"""Knowledge distillation (rrrnet.training.distill): the loss by hand, and a tiny student moving
+towards its teacher."""
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from conftest import make_meta_album
+from rrrnet.cli import main
+from rrrnet.errors import ConfigError
+from rrrnet.model import ModelConfig
+from rrrnet.run import Run
+from rrrnet.train import DataSpec, Recipe, fit
+from rrrnet.training.distill import distillation_loss
+
+MODEL = ModelConfig(arch="resnet18", blocks=(1, 1, 1, 1), branches=2, weights="none")
+RECIPE = Recipe(epochs=4, batch_size=8, ema_epochs=0, warm_stump_epochs=1, image_size=32,
+                seed=0)
+
+
+def test_distillation_loss_by_hand():
+    student = torch.tensor([[[1.0, 0.0, -1.0]], [[0.0, 2.0, 0.0]]])   # 2 branches, 1 image
+    teacher = torch.tensor([[0.5, 0.5, 0.0]])
+    t = 2.0
+    p = torch.softmax(teacher / t, -1)[0]
+
+    def kl(q):
+        return float((p * (p.log() - q.log())).sum())
+    q0, q1 = (torch.softmax(student[b, 0] / t, -1) for b in (0, 1))
+    assert distillation_loss(student, teacher, t).item() == pytest.approx(
+        t * t * (kl(q0) + kl(q1)), rel=1e-5)
+    mean = (q0 + q1) / 2   # the ensemble's softened prediction, counted once per branch
+    assert distillation_loss(student, teacher, t, "ensemble").item() == pytest.approx(
+        t * t * 2 * kl(mean), rel=1e-5)
+    same = teacher.expand(2, 1, 3)
+    assert distillation_loss(same, teacher, t).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def kl_to_teacher(student, teacher, images) -> float:
+    with torch.no_grad():
+        p = teacher.eval().predict_proba(images)
+        q = student.eval().predict_proba(images)
+    return float((p * (p.clamp_min(1e-12).log() - q.clamp_min(1e-12).log())).sum(-1).mean())
+
+
+@pytest.mark.slow
+def test_a_distilled_student_moves_towards_its_teacher(tmp_path):
+    root = make_meta_album(tmp_path / "data", classes=4, per_class=12)
+    data = DataSpec(str(root), train=8, test=4)
+    # A teacher of one epoch: unsure, so its outputs differ clearly from a trained student's.
+    fit(data, tmp_path / "teacher", dataclasses.replace(MODEL, branches=1),
+        dataclasses.replace(RECIPE, seed=5, epochs=1), progress=False)
+    student = dataclasses.replace(MODEL, seed=1)
+    plain = fit(data, tmp_path / "plain", student, RECIPE, progress=False)
+    taught = fit(data, tmp_path / "taught", student,
+                 dataclasses.replace(RECIPE, distill=str(tmp_path / "teacher"), distill_weight=1.0,
+                                     distill_temperature=2.0), progress=False)
+    from rrrnet.data import ImageDataset
+    from rrrnet.metrics import batches
+    images = torch.cat([x for x, _ in batches(ImageDataset(data.load().test, size=32), 32, 64)])
+    teacher = Run(tmp_path / "teacher").model
+    before = kl_to_teacher(plain.model.cpu(), teacher, images)
+    after = kl_to_teacher(taught.model.cpu(), teacher, images)
+    assert after < 0.5 * before        # the stated margin: at least halved
+    assert math.isfinite(taught.history[-1]["loss"])
+
+
+def test_bad_teachers_are_refused_before_anything_is_written(tmp_path):
+    root = make_meta_album(tmp_path / "data", classes=3, per_class=6)
+    data = DataSpec(str(root), train=3, test=3)
+    with pytest.raises(Exception, match="teacher|run"):
+        fit(data, tmp_path / "run", MODEL, dataclasses.replace(RECIPE, distill=str(tmp_path)),
+            progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match="distill_weight"):
+        Recipe(distill_weight=1.5)
+    code = main(["fit", str(root), "--out", str(tmp_path / "cli"), "--distill",
+                 str(tmp_path / "nothing"), "--arch", "resnet18", "--weights", "none", "-q"])
+    assert code == 2 and not (tmp_path / "cli").exists()
