@@ -8,6 +8,7 @@
     print(rrrnet.cost(branches=8, num_classes=20, image_size=128).macs)
     rrrnet.save(model, "model.pt"); model = rrrnet.load("model.pt")
     run = rrrnet.Run("runs/E"); run.config, run.metrics, run.history, run.model   # a run folder
+    interp = rrrnet.interpret("runs/E", "data/flowers")  # confusion, per class, top losses
 
     result = rrrnet.train(model, train_loader, rrrnet.Recipe(epochs=30), eval_data=test_loader)
     result.model, result.history           # trained model (averaged weights in place), epochs
@@ -22,7 +23,8 @@ import importlib
 
 from .errors import ConfigError, DataError, RRRNetError, RunError, WeightsError  # noqa: F401
 
-# name -> the module that defines it; ``cost``, ``train`` and ``uncertainty`` are their modules,
+# name -> the module that defines it; ``cost``, ``train``, ``uncertainty`` and ``interpret`` are
+# their modules,
 # made callable
 # (see rrrnet._callable).
 _EXPORTS = {
@@ -36,6 +38,7 @@ _EXPORTS = {
     **dict.fromkeys(("DataSpec", "Recipe", "TrainResult", "evaluate_model", "fit", "train"),
                     "train"),
     "uncertainty": "uncertainty",
+    "interpret": "interpret",
 }
 
 __all__ = sorted([*_EXPORTS, "ConfigError", "DataError", "RRRNetError", "RunError",

@@ -35,6 +35,7 @@ def parser() -> argparse.ArgumentParser:
     commands.model.add(sub, add_model_args, model_config)              # info, build, weights
     commands.fit.add(sub)                                              # fit
     commands.analysis.add(sub)                                         # evaluate, uncertainty
+    commands.report.add(sub)                                           # report, card
     commands.deploy.add(sub, add_model_args, model_config)   # quantize, predict, latency, export
     commands.demo.add(sub)
     commands.data.add(sub)

@@ -208,6 +208,14 @@ def _check_count(source: Path, num_classes: int | None, classes: Sequence[str],
 # Decoding, batched and ahead of the model
 # ---------------------------------------------------------------------------------------------
 
+def usable_cores() -> int:
+    """The cores this process may run on (``taskset`` and container limits respected)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def decode(path: Path, preprocessing: Preprocessing) -> tuple[torch.Tensor | None, str]:
     """The model's input for one file, or None and why it cannot be read (never raises)."""
     try:
@@ -223,7 +231,7 @@ def decoded_batches(files: Sequence[Path], preprocessing: Preprocessing,
                     prefetch: int = PREFETCH) -> Iterator[tuple[int, list[tuple[torch.Tensor | None, str]]]]:
     """``(start, [(tensor or None, error), ...])`` per batch of ``files``, decoded on
     ``workers`` threads, up to ``prefetch`` batches ahead of the one being consumed."""
-    workers = workers or max(1, min(4, os.cpu_count() or 1))
+    workers = workers or max(1, min(4, usable_cores()))
     starts = iter(range(0, len(files), batch_size))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rrrnet-decode") as pool:
         pending: deque = deque()
