@@ -42,7 +42,7 @@ def test_per_class_precision_recall_f1_and_uncertainty_by_hand():
     assert cat["f1"] == pytest.approx(0.8, abs=1e-6)           # 2 * 1 * 2/3 / (1 + 2/3)
     assert dog["precision"] == pytest.approx(0.5) and dog["recall"] == 1.0
     assert dog["f1"] == pytest.approx(2 / 3, abs=1e-6)
-    assert fox["precision"] is None and fox["recall"] == 0.0 and fox["f1"] is None  # never predicted
+    assert fox["precision"] is None and fox["recall"] == 0.0 and fox["f1"] == 0.0  # never predicted
     assert cat["mean_entropy"] == pytest.approx(0.2) and cat["mean_mutual_information"] == pytest.approx(0.1)
     assert fox["mean_entropy"] == pytest.approx(5.0) and fox["error"] == 1.0
 

@@ -108,18 +108,17 @@ def balanced_error(confusion: np.ndarray) -> float:
 def per_class_rows(confusion: np.ndarray, classes: Sequence[str], labels: np.ndarray,
                    entropy: np.ndarray, mutual_information: np.ndarray) -> list[dict[str, Any]]:
     """Per class: support (its images), predicted (images predicted as it), precision, recall,
-    F1 (None where undefined: precision of a class never predicted, recall of a class without
-    images), error (1 - recall), and the mean entropy and mutual information of its images."""
+    F1 = 2 TP / (2 TP + FP + FN) (as :func:`rrrnet.metrics.class_scores`: 0 for a class with
+    images never predicted right; None where undefined: precision of a class never predicted,
+    recall of a class without images, F1 of a class neither present nor predicted), error
+    (1 - recall), and the mean entropy and mutual information of its images."""
     rows = []
     for c, name in enumerate(classes):
         support, predicted, hits = int(confusion[c].sum()), int(confusion[:, c].sum()), \
             int(confusion[c, c])
         precision = hits / predicted if predicted else None
         recall = hits / support if support else None
-        if precision is None or recall is None:
-            f1 = None
-        else:
-            f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+        f1 = 2 * hits / (support + predicted) if support + predicted else None  # 2TP/(2TP+FP+FN)
         mine = labels == c
         rows.append({"class": name, "support": support, "predicted": predicted,
                      "precision": _round(precision), "recall": _round(recall), "f1": _round(f1),
