@@ -86,3 +86,18 @@ def images(n=3, size=32, seed=0):
 
 def relative_error(a, b):
     return ((a - b).abs().max() / b.abs().max()).item()
+
+
+class PILPairs(torch.utils.data.Dataset):
+    """A user's own Dataset: the (PIL image, label) pairs of a LabelledImages, opened once."""
+
+    def __init__(self, images):
+        from PIL import Image
+        self.items = [(Image.open(p).convert("RGB"), y) for p, y in zip(images.paths,
+                                                                        images.labels)]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]

@@ -3,27 +3,14 @@ import re
 from pathlib import Path
 
 import pytest
-from PIL import Image
-from torch.utils.data import Dataset
 
 import rrrnet
+from conftest import PILPairs as Images
 from conftest import make_meta_album
 from rrrnet.data import load_dataset, micro_split
 from rrrnet.training import strategies
 
 DOC = Path(__file__).parent.parent / "docs" / "training.md"
-
-
-class Images(Dataset):
-    def __init__(self, images):
-        self.items = [(Image.open(p).convert("RGB"), y) for p, y in zip(images.paths,
-                                                                        images.labels)]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
 
 
 def examples() -> list[str]:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import rrrnet
+from conftest import PILPairs as Images
 from conftest import make_meta_album, read_csv
 from rrrnet.cli import main
 from rrrnet.data import load_dataset, micro_split
@@ -29,21 +30,6 @@ SRC = Path(rrrnet.__file__).parent
 def split(tmp_path_factory):
     root = make_meta_album(tmp_path_factory.mktemp("data") / "tiny", classes=4, per_class=16)
     return micro_split(load_dataset(root), train=8, test=8)
-
-
-class Images(torch.utils.data.Dataset):
-    """A user's Dataset of (PIL image, label) pairs."""
-
-    def __init__(self, images):
-        from PIL import Image
-        self.items = [(Image.open(p).convert("RGB"), y) for p, y in zip(images.paths,
-                                                                        images.labels)]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
 
 
 class Recorder(Callback):
