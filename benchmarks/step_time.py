@@ -1,4 +1,4 @@
-"""Training step time of RRR-Net (E: ResNet_1.1.1.1, 8 branches) per precision, measured by a
+"""Training step time of one of the paper's methods (default E: RRR-Net) per precision, measured by a
 callback on the training loop itself (``on_step_start`` to ``on_step_end``: forward, loss,
 backward, optimiser step, weight average).
 
@@ -7,14 +7,15 @@ augmentation ops) and machine for every precision, alternated epoch by epoch so 
 the machine's speed hits all alike; the first epoch of each is a warm-up and is not counted.
 Writes the per-precision median and quartiles of the step time (ms) to --out. Usage:
 
-    python benchmarks/step_time.py [--precisions fp32,bf16] [--epochs 3] [--threads 2]
-        [--out benchmarks/results/step_time.json]
+    python benchmarks/step_time.py [--method E] [--precisions fp32,bf16] [--epochs 3]
+        [--threads 2] [--out benchmarks/results/step_time.json]
 
 Run it on an idle machine: anything else on the cores changes the figures.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -27,9 +28,11 @@ import torch
 import rrrnet
 from rrrnet.data import ImageDataset
 from rrrnet.demo import demo_data
-from rrrnet.model import ModelConfig, build
+from rrrnet.experiments.methods import method_setup
+from rrrnet.model import build
 from rrrnet.precision import resolve_precision
 from rrrnet.train import Callback, DataSpec, Recipe
+from rrrnet.training import strategies
 
 
 class StepTimer(Callback):
@@ -48,6 +51,7 @@ class StepTimer(Callback):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(demo_data()))
+    parser.add_argument("--method", default="E", help="the paper's method (A-E) to time")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per precision")
     parser.add_argument("--threads", type=int, default=2)
@@ -58,7 +62,8 @@ def main() -> None:
     images = ImageDataset(split.train, size=128)
     for i in range(len(images)):  # decoded once, outside the timings
         images[i]
-    config = ModelConfig(branches=8, num_classes=len(split.train.classes), weights="none")
+    config, _ = method_setup(args.method, weights="none")
+    config = dataclasses.replace(config, num_classes=len(split.train.classes))
     precisions = args.precisions.split(",")
     models = {p: build(config) for p in precisions}
     times: dict[str, list[float]] = {p: [] for p in precisions}
@@ -83,7 +88,7 @@ def main() -> None:
             rows[p]["speedup_vs_fp32"] = round(rows["fp32"]["median_ms"] / rows[p]["median_ms"], 2)
     result = {"command": "python benchmarks/step_time.py " + " ".join(
                   f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "data"),
-              "model": "E: ResNet_1.1.1.1, 8 branches from conv4_1, 128 px, batch 32",
+              "model": f"{args.method}: {strategies.method(args.method).summary}; 128 px, batch 32",
               "images": len(images), "threads": args.threads, "torch": torch.__version__,
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
               "precisions": rows}
