@@ -149,11 +149,11 @@ def test_two_workers_fill_it_and_read_what_the_other_wrote(data, tmp_path, decod
 def test_it_pickles_without_its_pixels(data, tmp_path):
     shared = ImageDataset(data, size=SIZE, cache="memmap", cache_folder=tmp_path / "cache")
     expected = [shared[i][0] for i in range(len(shared))]
-    assert shared.shared_cache._images is not None  # mapped here
+    assert shared.shared_cache._fd is not None  # open here
     copy = pickle.loads(pickle.dumps(shared))  # what a spawned worker gets
     # The decoded images (12 x 768 bytes) stay out of the pickle: the copy maps the file.
     assert len(pickle.dumps(shared.shared_cache)) < len(data) * SIZE * SIZE * 3 // 4
-    assert copy.shared_cache._images is None
+    assert copy.shared_cache._fd is None
     assert all(np.array_equal(copy[i][0], expected[i]) for i in range(len(copy)))
 
 

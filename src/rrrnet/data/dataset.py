@@ -516,8 +516,8 @@ def _check_split_sizes(data: LabelledImages, train: int, val: int, test: int | N
 # --------------------------------------------------------------------------------------------
 
 # ImageDataset's cache: "auto" keeps the decoded images in memory up to this many bytes, and in
-# the shared memory-mapped file above it (each DataLoader worker would hold its own in-memory
-# copy: 50,000 images of 128 px are 2.4 GB per worker).
+# the shared cache file above it (in memory, each DataLoader worker holds what it decoded, and
+# its epoch's workers drop it: 50,000 images of 128 px are 2.4 GB, decoded again every epoch).
 CACHE_MODES = ("auto", "ram", "memmap", "none")
 MEMMAP_ABOVE_BYTES = 512 * 2**20
 # Names the decoding in the shared cache's key: other code or another Pillow gives other pixels.
@@ -530,10 +530,10 @@ class ImageDataset(torch.utils.data.Dataset):
     ``cache`` keeps the decoded, resized arrays after their first use, as decoding them every
     epoch of a 300-epoch run would dominate the time:
 
-    * ``"ram"``: in this process's memory (each DataLoader worker fills its own copy). The
-      micro datasets are ~800 images of 128x128 (~40 MB).
-    * ``"memmap"``: in one memory-mapped file shared by every process
-      (:class:`rrrnet.data.cache.ImageCache`), under ``cache_folder`` (default
+    * ``"ram"``: in this process's memory (each DataLoader worker fills its own copy, lost
+      when the epoch's workers exit). The micro datasets are ~800 images of 128x128 (~40 MB).
+    * ``"memmap"``: in one uint8 array file shared by every process, the kernel's page cache
+      holding one copy (:class:`rrrnet.data.cache.ImageCache`), under ``cache_folder`` (default
       ``$RRRNET_CACHE``, else ``~/.cache/rrrnet/images``; never inside the dataset folder),
       keyed by the SHA-256 of the files' bytes, the size and the resize mode, so that a second
       run, or a second dataset object, reuses it. The files are hashed here, once.
