@@ -91,7 +91,9 @@ def test_fit_reports_bad_datasets_without_traceback(tmp_path, capsys):
     (data / "images" / "c1_2.png").write_bytes(b"not a png")
     assert _fit(tmp_path, data) == 2
     err = capsys.readouterr().err
-    assert "c1_2.png" in err and "--skip-bad-images" in err and "Traceback" not in err
+    # unreadable files are always left out; a class then short of images names them
+    assert "'class_1' has 5" in err and "images/c1_2.png (unreadable" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     (data / "labels.csv").unlink()
     assert _fit(tmp_path, data) == 2
     assert "labels.csv" in capsys.readouterr().err
@@ -108,13 +110,15 @@ def test_fit_reports_too_few_images(tmp_path, capsys):
     assert "class_0" in err and "Traceback" not in err
 
 
-def test_fit_skips_bad_images_when_asked(tmp_path, capsys):
+def test_fit_skips_bad_images_and_lists_them(tmp_path, capsys):
     from conftest import make_meta_album
     data = make_meta_album(tmp_path / "d", classes=3, per_class=7)
     (data / "images" / "c1_2.png").write_bytes(b"not a png")
-    with pytest.warns(UserWarning, match="c1_2.png"):
-        assert _fit(tmp_path, data, "--skip-bad-images", "--warm-stump-epochs", "0",
-                    "--ema-epochs", "0") == 0
+    # --skip-bad-images is still accepted, and changes nothing: bad files are always left out
+    assert _fit(tmp_path, data, "--skip-bad-images", "--warm-stump-epochs", "0",
+                "--ema-epochs", "0") == 0
+    skipped = (tmp_path / "run" / "skipped.csv").read_text().splitlines()
+    assert skipped[0] == "file,reason" and skipped[1].startswith("images/c1_2.png,unreadable")
 
 
 def test_data_command_lists_and_runs_converters(capsys, tmp_path):

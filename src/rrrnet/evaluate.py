@@ -13,20 +13,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .data import EvalImages, ImageDataset, Split
+from .data import EvalImages, ImageDataset, LabelledImages, Split
+from .errors import DataError
 from .io import resolve_device
-from .metrics import (batches, collect_logits, decompose,  # noqa: F401  (is_dataset: train's)
-                      expected_calibration_error, is_dataset, nll)
+from .metrics import (batches, class_scores, collect_logits,  # noqa: F401  (is_dataset: train's)
+                      decompose, expected_calibration_error, is_dataset, nll)
 from .recipe import Recipe
 
 
-def ensemble_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
-    """Metrics of the branch ensemble from its logits ``[b, N, classes]``."""
+def ensemble_metrics(logits: torch.Tensor, labels: torch.Tensor,
+                     classes: Sequence[str] | None = None) -> dict[str, Any]:
+    """Metrics of the branch ensemble from its logits ``[b, N, classes]``: error, per-branch
+    errors, NLL, ECE, uncertainty, and the imbalance measures of
+    :func:`rrrnet.metrics.class_scores` (``balanced_error``, ``macro_f1``, ``per_class``
+    keyed by the ``classes`` names, else by "0", "1" ...)."""
     branch_probs = logits.softmax(-1)
     probs = branch_probs.mean(0)
     predicted = probs.argmax(-1)
@@ -44,6 +49,7 @@ def ensemble_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, An
         "branch_agreement": agreement,
         "images": int(labels.numel()),
         "branches": int(logits.shape[0]),
+        **class_scores(predicted, labels, list(classes) if classes else logits.shape[-1]),
     }
 
 
@@ -79,17 +85,34 @@ def evaluate_model(model: torch.nn.Module, data: Dataset | Iterable, recipe: Rec
 
 def evaluate_split(model: torch.nn.Module, split: Split, recipe: Recipe, device: torch.device,
                    test_images: ImageDataset | None = None) -> dict[str, Any]:
-    """Ensemble metrics on the test part (and the validation part when the split has one).
-    ``test_images``: the test images already decoded for training, to not read them again."""
-    def metrics_on(images: ImageDataset) -> dict[str, Any]:
-        loader = DataLoader(EvalImages(images, recipe.image_size), batch_size=recipe.batch_size * 2)
-        return ensemble_metrics(*collect_logits(model, loader, device))
+    """Ensemble metrics of the test part (the headline figures), and of the validation part
+    under ``val`` when the split has one. Without a test part the headline figures are the
+    validation part's: ``scored_on`` says which part they are ("test" or "val"), and a
+    ``note`` says that there was no test part and that the validation images also chose the
+    kept weights. ``test_images``: the test images already decoded for training, to not read
+    them again."""
+    classes = list(split.train.classes)
 
-    metrics = metrics_on(test_images or ImageDataset(split.test, size=recipe.image_size))
+    def metrics_on(images: LabelledImages, ready: ImageDataset | None = None) -> dict[str, Any]:
+        images = ready or ImageDataset(images, size=recipe.image_size, resize=recipe.resize)
+        loader = DataLoader(EvalImages(images, recipe.image_size), batch_size=recipe.batch_size * 2)
+        return ensemble_metrics(*collect_logits(model, loader, device), classes)
+
+    if not len(split.test) and not len(split.val):
+        raise DataError("the split has neither test nor validation images to score the model "
+                        "on; give a split with a test part, such as --split 0.8,0.1,0.1")
+    val = metrics_on(split.val) if len(split.val) else None
+    if len(split.test):
+        metrics = {**metrics_on(split.test, test_images), "scored_on": "test"}
+    else:
+        metrics = {**val, "scored_on": "val",
+                   "note": "no test part: these are the validation part's figures, and the "
+                           "validation images also chose the kept weights (early stopping), "
+                           "so they flatter the model; hold out a test part for a fair figure"}
     metrics["test_images"] = len(split.test)
-    if len(split.val):
-        metrics["val"] = metrics_on(ImageDataset(split.val, size=recipe.image_size))
-    metrics["classes"] = list(split.train.classes)
+    if val is not None:
+        metrics["val"] = val
+    metrics["classes"] = classes
     return metrics
 
 

@@ -1,13 +1,14 @@
 """What :mod:`rrrnet.evaluate` and :mod:`rrrnet.uncertainty` both measure, in one place below
 both: a model's branch (member) logits over data (:func:`collect_logits`, :func:`batches`) and
-the measures of a prediction they share (entropy and its decomposition, NLL, ECE).
+the measures of a prediction they share (entropy and its decomposition, NLL, ECE, and the
+per-class scores that plain error hides on imbalanced classes: :func:`class_scores`).
 
 Probabilities are ``[N, classes]``; member probabilities ``[m, N, classes]`` (the branches of an
 RRR-Net, or Monte-Carlo dropout passes), whose prediction is their mean.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -111,6 +112,37 @@ def decompose(member_probs: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def nll(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return torch.nn.functional.nll_loss(probs.clamp_min(1e-12).log(), labels).item()
+
+
+def class_scores(predicted: torch.Tensor, labels: torch.Tensor,
+                 classes: Sequence[str] | int) -> dict[str, Any]:
+    """What plain error hides on imbalanced classes, from hard predictions ``[N]``:
+
+    ``per_class``: ``{class name: {precision, recall, f1, support}}`` for every class
+    (``classes``: the names, or their number; names are then "0", "1" ...). Precision is
+    None for a class never predicted, recall None for a class without images (support 0);
+    F1 = 2 TP / (2 TP + FP + FN), so 0 for a class with images that is never predicted right
+    (None only for a class neither present nor predicted). ``balanced_error``: 1 - the mean
+    recall over the classes present in ``labels``; ``macro_f1``: the mean F1 over the same
+    classes (None for both without labels).
+    """
+    names = [str(c) for c in range(classes)] if isinstance(classes, int) else list(classes)
+    k = len(names)
+    predicted, labels = predicted.long().cpu(), labels.long().cpu()
+    support = torch.bincount(labels, minlength=k)[:k].tolist()
+    guessed = torch.bincount(predicted, minlength=k)[:k].tolist()
+    right = torch.bincount(labels[predicted == labels], minlength=k)[:k].tolist()
+    per_class, recalls, f1s = {}, [], []
+    for name, n, g, tp in zip(names, support, guessed, right):
+        f1 = 2 * tp / (n + g) if n + g else None      # 2TP + FP + FN = support + predicted
+        per_class[name] = {"precision": tp / g if g else None, "recall": tp / n if n else None,
+                           "f1": f1, "support": n}
+        if n:
+            recalls.append(tp / n)
+            f1s.append(f1)
+    return {"balanced_error": 1.0 - sum(recalls) / len(recalls) if recalls else None,
+            "macro_f1": sum(f1s) / len(f1s) if f1s else None,
+            "per_class": per_class}
 
 
 def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS,

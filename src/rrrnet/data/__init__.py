@@ -27,8 +27,10 @@ from .parts import (
     PARTS,
     Parts,
     SkippedFile,
+    check_out_folder,
     parse_split,
     ratio_split,
+    read_split_file,
     write_split_files,
 )
 
@@ -48,6 +50,7 @@ __all__ = [
     "ImageDataset",
     "Parts",
     "SkippedFile",
+    "check_out_folder",
     "LabelledImages",
     "Split",
     "decode_rgb",
@@ -61,5 +64,6 @@ __all__ = [
     "load_parts",
     "parse_split",
     "ratio_split",
+    "read_split_file",
     "write_split_files",
 ]

@@ -25,7 +25,9 @@ Duplicates are found by one rule for every layout: the SHA-256 of the bytes. Wit
 first copy (in path order) is kept; an image of val or test whose bytes are in train (or, for
 test, in val) is removed from val or test, so that no image is scored that was trained on. With
 a ratio split duplicates are removed before splitting; with the micro split after it, so that
-the authors' split is kept for every other image.
+the authors' split is kept for every other image. ``keep_duplicates`` keeps every copy
+instead (listed in the notes): the paper's benchmark does, so that its cells keep the images
+they were trained and scored on before duplicates were removed.
 
 Problems the user must fix raise :class:`~rrrnet.errors.DataError` naming the file or class and
 the fix. Nothing is ever written into the dataset folder.
@@ -78,7 +80,7 @@ class _Listing:
 def load_parts(root: str | os.PathLike | None = None, *, layout: str = "auto",
                split: str | Sequence[float] | None = None, labels: str | os.PathLike | None = None,
                seed: int = 0, micro_sizes: tuple[int, int, int | None] = DEFAULT_MICRO_SIZES,
-               allow_outside_files: bool = False,
+               allow_outside_files: bool = False, keep_duplicates: bool = False,
                on_progress: Callable[[int, int], None] | None = None) -> Parts:
     """The train / val / test parts of a dataset in any layout, with every file accounted for.
 
@@ -89,6 +91,8 @@ def load_parts(root: str | os.PathLike | None = None, *, layout: str = "auto",
     ratios (a tuple or ``"0.8,0.1,0.1"``); a layout with its own parts refuses a split.
     ``labels``: a labels CSV (the csv layout). ``seed``: of the ratio split.
     ``allow_outside_files``: use files that resolve outside the dataset folder.
+    ``keep_duplicates``: keep exact copies (and a val or test image that is also in train)
+    instead of leaving them out; the notes count them.
     ``on_progress(done, total)``: called as files are checked.
     """
     root, labels = _locate(root, labels)
@@ -105,7 +109,10 @@ def load_parts(root: str | os.PathLike | None = None, *, layout: str = "auto",
     skipped = listing.skipped + [SkippedFile(relative(e.path, listing.root), e.check.reason, e.check.kind)
                                  for e in listing.entries if not e.check.usable]
     usable = [e for e in listing.entries if e.check.usable]
-    return _make_parts(listing, layout, rule, usable, skipped, seed)
+    try:
+        return _make_parts(listing, layout, rule, usable, skipped, seed, keep_duplicates)
+    except DataError as error:
+        raise _with_left_out(error, listing) from None
 
 
 def detect_layout(root: Path, labels: Path | None = None) -> str:
@@ -148,7 +155,8 @@ def _locate(root, labels) -> tuple[Path, Path | None]:
         raise DataError("no dataset given: name a dataset folder or a labels CSV")
     root = Path(os.path.normpath(root))
     if not root.is_dir():
-        raise DataError(f"dataset folder {root} does not exist (or is not a folder); check the path")
+        from ..io import missing   # a FIFO or a device is not called "does not exist"
+        raise DataError(f"{missing(root, 'dataset folder', 'a folder')}; check the path")
     return root, labels
 
 
@@ -329,7 +337,8 @@ def _csv_entries(csv_path: Path, rows: list[tuple[int, dict]], columns: tuple, b
         path = Path(os.path.normpath(base / file))
         if not allow_outside and not Path(os.path.abspath(path)).is_relative_to(inside):
             raise DataError(f"{csv_path} line {line}: {file} is outside the dataset folder {root}; "
-                            f"move it inside, or give --root a folder that holds it")
+                            f"move it inside, give --root a folder that holds it, or pass "
+                            f"--allow-outside-files")
         real = os.path.realpath(path)
         if real in first_line:
             raise DataError(f"{csv_path} lines {first_line[real]} and {line} both list {file} "
@@ -380,33 +389,46 @@ def _split_rule(listing: _Listing, layout: str, split, micro_sizes) -> tuple:
 
 
 def _make_parts(listing: _Listing, layout: str, rule: tuple, usable: list[_Entry],
-                skipped: list[SkippedFile], seed: int) -> Parts:
+                skipped: list[SkippedFile], seed: int, keep: bool) -> Parts:
     kind, _ = rule
     if kind == "parts":
-        by_part, duplicates = _drop_duplicates(_by_part(usable), listing.root)
-        return _assemble(listing, layout, rule[1], by_part, skipped + duplicates, [])
+        by_part, duplicates, kept = _dedupe(_by_part(usable), listing.root, keep)
+        return _assemble(listing, layout, rule[1], by_part, skipped + duplicates, [], kept, None)
     if kind == "ratio":
-        by_part, duplicates = _drop_duplicates({None: usable}, listing.root)
+        by_part, duplicates, kept = _dedupe({None: usable}, listing.root, keep)
         pool = _labelled(listing, by_part[None], _class_order(listing, by_part[None]))
         _check_train_classes(pool.classes, {None: by_part[None]}, what="images")
         split, notes = ratio_split(pool, rule[1], seed)
         text = f"ratio split {format_ratios(rule[1])} (seed {seed})"
         return _assemble(listing, layout, text, _entries_of(split, by_part[None]),
-                         skipped + duplicates, notes)
-    return _micro_parts(listing, layout, usable, skipped, rule[1])
+                         skipped + duplicates, notes, kept, rule[1])
+    return _micro_parts(listing, layout, usable, skipped, rule[1], keep)
 
 
-def _micro_parts(listing, layout, usable, skipped, sizes) -> Parts:
+def _micro_parts(listing, layout, usable, skipped, sizes, keep: bool) -> Parts:
     """The authors' micro split of the listing, in listing order; duplicates removed after it."""
     pool = _labelled(listing, usable, _class_order(listing, usable))
     split = micro_split(pool, *sizes)
-    by_part, duplicates = _drop_duplicates(_entries_of(split, usable), listing.root)
+    by_part, duplicates, kept = _dedupe(_entries_of(split, usable), listing.root, keep)
     text = f"micro split {sizes[0]}/{sizes[1]}/{'rest' if sizes[2] is None else sizes[2]} per class"
-    return _assemble(listing, layout, text, by_part, skipped + duplicates, [])
+    return _assemble(listing, layout, text, by_part, skipped + duplicates, [], kept, "micro")
+
+
+def _dedupe(by_part: dict, root: Path, keep: bool) -> tuple[dict, list[SkippedFile], list[str]]:
+    """:func:`_drop_duplicates`, or with ``keep`` every file kept and a note counting the
+    copies that would have been left out."""
+    kept, dropped = _drop_duplicates(by_part, root)
+    if not keep:
+        return kept, dropped, []
+    if not dropped:
+        return by_part, [], []
+    copies = sum(d.kind == "copy" for d in dropped)
+    return by_part, [], [f"{len(dropped)} exact duplicate(s) kept as asked ({copies} of them val "
+                         f"or test images also in train or val)"]
 
 
 def _assemble(listing: _Listing, layout: str, rule: str, by_part: dict, skipped: list,
-              notes: list[str]) -> Parts:
+              split_notes: list[str], duplicate_notes: list[str], split_used) -> Parts:
     """Check the classes of the parts and number them by train's classes."""
     train = by_part.get("train", [])
     classes = _class_order(listing, train)
@@ -414,9 +436,23 @@ def _assemble(listing: _Listing, layout: str, rule: str, by_part: dict, skipped:
     _check_unknown_classes(classes, by_part)
     _check_parts_not_emptied(listing, by_part)
     parts = {p: _labelled(listing, by_part.get(p, []), classes) for p in PARTS}
-    notes = notes or _missing_class_notes(parts)
+    notes = [*(split_notes or _missing_class_notes(parts)), *duplicate_notes]
     return Parts(parts["train"], parts["val"], parts["test"], layout=layout, rule=rule,
-                 skipped=tuple(sorted(skipped, key=lambda s: s.file)), notes=tuple(notes))
+                 skipped=tuple(sorted(skipped, key=lambda s: s.file)), notes=tuple(notes),
+                 split_used=split_used)
+
+
+def _with_left_out(error: DataError, listing: _Listing) -> DataError:
+    """``error`` (a class short of images) naming the files of the classes it names that were
+    left out as unusable, which may be why they are short."""
+    text = str(error)
+    left = [e for e in listing.entries if not e.check.usable and repr(e.label) in text]
+    if not left:
+        return error
+    names = ", ".join(f"{relative(e.path, listing.root)} ({SKIP_KINDS[e.check.kind]})"
+                      for e in left[:3]) + (" ..." if len(left) > 3 else "")
+    return DataError(f"{text}; {len(left)} file(s) of these classes were left out as unusable: "
+                     f"{names}")
 
 
 def _by_part(entries: list[_Entry]) -> dict[str | None, list[_Entry]]:

@@ -35,6 +35,8 @@ PART_SYNONYMS = {"train": "train", "training": "train", "val": "val", "valid": "
                  "validation": "val", "test": "test", "testing": "test"}
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 MIN_TRAIN_PER_CLASS = 2
+# fit warns when the largest class has more than this many times the smallest's train images.
+IMBALANCE_RATIO = 3
 SPLIT_FILE = "split.csv"
 SKIPPED_FILE = "skipped.csv"
 
@@ -60,13 +62,17 @@ class Parts(Split):
 
     ``layout``: which layout was read; ``rule``: how the parts were made (the folders, the
     CSV's part column, a ratio split and its seed, the micro split); ``skipped``: every file
-    left out; ``notes``: what the user should know (a class with no val or test image).
+    left out; ``notes``: what the user should know (a class with no val or test image);
+    ``split_used``: the rule as :func:`load_parts`'s ``split`` names it (None: the layout's own
+    parts, ``"micro"``, or the (train, val, test) ratios), so that a configuration can record
+    the split a default chose.
     """
 
     layout: str
     rule: str
     skipped: tuple[SkippedFile, ...] = ()
     notes: tuple[str, ...] = ()
+    split_used: str | tuple[float, float, float] | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -101,6 +107,18 @@ class Parts(Split):
             "notes": list(self.notes),
         }
 
+    @property
+    def duplicates_removed(self) -> int:
+        """Files left out as exact copies of an image kept (within a part or across parts)."""
+        return sum(s.kind in ("duplicate", "copy") for s in self.skipped)
+
+    def imbalance(self) -> tuple[str, int, str, int] | None:
+        """(largest class, its train images, smallest class, its train images) when the
+        largest has more than :data:`IMBALANCE_RATIO` times the smallest's; else None."""
+        counts = sorted(zip(self.train.counts(), self.classes), key=lambda c: (-c[0], c[1]))
+        (most, large), (least, small) = counts[0], counts[-1]
+        return (large, most, small, least) if most > IMBALANCE_RATIO * least else None
+
     def table(self) -> str:
         """The summary as a short text table for printing before training."""
         summary = self.summary()
@@ -129,19 +147,51 @@ def relative(path: Path, root: Path) -> str:
         return Path(path).as_posix()
 
 
-def write_split_files(parts: Parts, folder: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``split.csv`` and ``skipped.csv`` into ``folder`` (created if needed) atomically;
-    a folder inside the dataset folder is refused, as a later scan would read it."""
-    folder = Path(folder)
+def check_out_folder(parts: Parts, folder: str | os.PathLike) -> None:
+    """A DataError when ``folder`` is (or would be) inside the dataset folder: rrrnet never
+    writes there, and a later scan of the dataset would read what it wrote."""
     if Path(os.path.realpath(folder)).is_relative_to(os.path.realpath(parts.root)):
         raise DataError(f"{folder} is inside the dataset folder {parts.root}; rrrnet never writes "
-                        f"there: choose an output folder outside it")
+                        f"there: choose an output folder outside it (--out)")
+
+
+def write_split_files(parts: Parts, folder: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``split.csv`` and ``skipped.csv`` into ``folder`` (created if needed) atomically;
+    a folder inside the dataset folder is refused (:func:`check_out_folder`)."""
+    folder = Path(folder)
+    check_out_folder(parts, folder)
     folder.mkdir(parents=True, exist_ok=True)
     split_csv, skipped_csv = folder / SPLIT_FILE, folder / SKIPPED_FILE
     write_csv(split_csv, parts.used, columns=("file", "label", "part"))
     write_csv(skipped_csv, ({"file": s.file, "reason": s.reason} for s in parts.skipped),
               columns=("file", "reason"))
     return split_csv, skipped_csv
+
+
+def read_split_file(path: str | os.PathLike, root: str | os.PathLike,
+                    classes: Sequence[str]) -> Split:
+    """The parts a run used, read back from its ``split.csv``: each file relative to ``root``
+    (the dataset folder, wherever it is now), labels numbered by ``classes`` (the run's), in
+    the file's order. A listed file that is missing, or a label not in ``classes``, is a
+    DataError naming it."""
+    import csv
+    root, number = Path(root), {name: i for i, name in enumerate(classes)}
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    picks: dict[str, tuple[list, list]] = {p: ([], []) for p in PARTS}
+    for line, row in enumerate(rows, start=2):
+        if row.get("label") not in number or row.get("part") not in picks:
+            raise DataError(f"{path} line {line}: label {row.get('label')!r} or part "
+                            f"{row.get('part')!r} is not the run's; it is not this run's {SPLIT_FILE}")
+        file = root / row["file"]
+        if not file.is_file():
+            raise DataError(f"{path} line {line}: {file} not found; give the dataset folder "
+                            f"the run was trained on")
+        picks[row["part"]][0].append(file)
+        picks[row["part"]][1].append(number[row["label"]])
+    return Split(*(LabelledImages(root=root, paths=tuple(paths), labels=tuple(labels),
+                                  classes=tuple(classes), name=root.name)
+                   for paths, labels in picks.values()))
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from ..report.stats import dataset_intervals, method_summary, wilcoxon_against
 from ..run import Run
 from ..rundir import holds_folder
 from ..io import atomic_write, json_safe, parse_number, write_csv, write_json
-from ..recipe import HISTORY_ONLY, with_added_options
+from ..recipe import DATA_BEFORE_OPTION, HISTORY_ONLY, with_added_options
 from ..train import DataSpec, Recipe, fit
 from ..training import strategies
 from .executors import LocalExecutor
@@ -52,7 +52,7 @@ RESULT_COLUMNS = ("dataset", "method", "seed", "error", "val_error", "nll", "ece
                   *UNCERTAINTY_COLUMNS, "params",
                   "trainable_params", "macs", "cpu_ms", "gpu_ms", "train_seconds",
                   "wall_seconds", "epochs", "arch", "blocks", "branches", "split_at", "weights",
-                  "run")
+                  "run", "balanced_error", "macro_f1")   # rows before these two: empty
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,9 @@ def plan_cells(datasets: Sequence[str | os.PathLike], out: str | os.PathLike,
     out = Path(out).resolve()
     cells = []
     for name, root in dataset_names(datasets).items():
-        data = DataSpec(root=root, train=options.train, val=options.val, test=options.test)
+        # The authors' micro split with every image kept, as every committed cell was made.
+        data = DataSpec(root=root, train=options.train, val=options.val, test=options.test,
+                        **DATA_BEFORE_OPTION)
         data.load()  # raises DataError naming the file or the class short of images
         for method in options.methods:
             for seed in options.seeds:
@@ -179,6 +181,8 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     config = model.config
     row = {"dataset": cell.dataset, "method": cell.method, "seed": cell.seed,
            "error": metrics["error"],
+           "balanced_error": metrics.get("balanced_error"),
+           "macro_f1": metrics.get("macro_f1"),
            "val_error": (metrics.get("val") or {}).get("error"),
            "nll": metrics.get("nll"),
            "ece": metrics.get("ece"), "params": counts.params,
@@ -251,11 +255,15 @@ def finished_row(cell: Cell) -> dict[str, Any] | None:
 
 def _comparable(fingerprint: Any) -> Any:
     """A saved cell fingerprint without the recipe's history-only options (rows written before
-    they were left out of the fingerprint still count)."""
+    they were left out of the fingerprint still count), and with the data options it predates
+    filled in as the cell was made (:data:`rrrnet.recipe.DATA_BEFORE_OPTION`)."""
     if isinstance(fingerprint, dict) and isinstance(fingerprint.get("recipe"), dict):
         recipe = {k: v for k, v in with_added_options(fingerprint["recipe"]).items()
                   if k not in HISTORY_ONLY}
         fingerprint = {**fingerprint, "recipe": recipe}
+    if isinstance(fingerprint, dict) and isinstance(fingerprint.get("data"), dict):
+        fingerprint = {**fingerprint, "data": {"allow_outside_files": False,
+                                               **DATA_BEFORE_OPTION, **fingerprint["data"]}}
     return fingerprint
 
 
