@@ -187,6 +187,20 @@ def test_a_labels_csv_trains_with_its_part_column(tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test_images"] == 4
 
 
+def test_the_imbalance_warning(own, tmp_path):
+    from rrrnet.commands.fit import imbalance_warning
+    parts = load_parts(own)                                   # train: cat 12, dog 5, emu 2
+    assert parts.imbalance() == ("cat", 12, "emu", 2)
+    text = imbalance_warning(parts, Recipe(), ["fit", str(own)])
+    assert "\n" not in text and "6.0x" in text and "--balance weights" in text
+    assert imbalance_warning(parts, Recipe(balance="weights"), []) is None
+    assert imbalance_warning(parts, Recipe(), ["--balance", "none"]) is None   # asked for none
+    assert imbalance_warning(parts, Recipe(), ["--balance=none"]) is None
+    even = load_parts(make_own(tmp_path / "even", {"a": {"train": 6}, "b": {"train": 2}},
+                               junk=False))
+    assert even.imbalance() is None                           # 3x exactly: no warning
+
+
 # --------------------------------------------------------------------------- metrics
 
 def test_class_scores_hand_computed():
