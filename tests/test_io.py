@@ -18,8 +18,8 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     def broken(f):
         f.write("half")
         raise RuntimeError("crash while writing")
-    with pytest.raises(RuntimeError):
-        atomic_write(path, broken, mode="w")
+    with pytest.raises(RunError, match="could not write .*a.json.*crash while writing.*intact"):
+        atomic_write(path, broken, mode="w")   # any failure of the writer: one line, exit 2
     assert json.loads(path.read_text()) == {"x": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temporary file left
 

@@ -209,7 +209,7 @@ def test_divergence_exits_2_and_keeps_the_last_finite_checkpoint(data, tmp_path,
     for bad in ("inf", "-1", "nan"):
         code, _, err = cli(capsys, "fit", data, "--out", tmp_path / "other", "--epochs", "1",
                            *TINY_ARGS, "--lr", bad)
-        assert code == 2 and "lr must be a finite positive number" in err
+        assert code == 2 and "lr" in err and "must be a finite" in err
         assert not (tmp_path / "other").exists()
 
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from ._callable import callable_module
 from .backbone import STAGE_PLANES, STAGES, ResNet
+from .checks import image_size as check_image_size
 from .model import ModelConfig, blank
 from .recycle import BranchedResNet, GroupedLinear, stage_index
 
@@ -111,6 +112,7 @@ def count(model: nn.Module, image_size: int = 128) -> tuple[dict[str, int], dict
 
 def cost(config: ModelConfig | None = None, image_size: int = 128, **overrides: Any) -> CostReport:
     """Parameters and MACs of the RRR-Net ``config`` describes, per stage and in total."""
+    check_image_size(image_size, "--image-size")
     config = dataclasses.replace(config or ModelConfig(), **overrides)
     with torch.device("meta"):  # the architecture only: no weights, no kernel slicing
         model = blank(dataclasses.replace(config, init="random"))

@@ -31,17 +31,19 @@ import torch
 from torch import nn
 
 from .backbone import ARCHS, resnet
-from .latency import compare_latency
+from .latency import check_timing, compare_latency
 from .errors import ConfigError, RunError
 from .options import DEPLOY_DEFAULTS, EXPORT_FORMATS
 from .fold import frozen_copy
-from .io import atomic_write, resolve_device
+from .checks import image_size as check_image_size
+from .io import atomic_write, make_folder, resolve_device
 from .model import ModelConfig, build, load
 from .recycle import BranchedResNet, convert
 from .onnxfile import QuantizedModel, onnx_bytes, run_onnx, with_metadata
 from .preprocessing import (EXPORT_FORMAT, TORCHSCRIPT_EXTRA, Preprocessing, model_metadata,
                             read_metadata)
 from .run import Run
+from .rundir import check_output
 
 # Measured (docs/inference.md): folding and subsampling always help, channels-last helps at
 # batch 1 and 32 with 2 threads; torch.compile takes minutes to compile on 2 cores and gains
@@ -123,6 +125,7 @@ def latency(source: str | os.PathLike | nn.Module | ModelConfig, *, image_size: 
     the model's class count, prepared the same way, is measured interleaved in the same run and
     ``ratio`` says how many times faster the model is. ``looped`` runs the branches one after
     another (the authors' execution) instead of fused."""
+    check_timing(image_size, batch_size, runs, warmup, threads)   # before anything loads
     device = resolve_device(device)  # "auto"; a clear error when CUDA is asked for but absent
     model, run_size = load_source(source)
     description = _describe(model, source)
@@ -176,7 +179,7 @@ def default_export_path(source: str | os.PathLike, format: str) -> Path:
 
 def export(source: str | os.PathLike | nn.Module, path: str | os.PathLike | None = None,
            format: str = "torchscript", image_size: int | None = None,
-           check_batch: int = 3, **options: Any) -> dict[str, Any]:
+           check_batch: int = 3, overwrite: bool = False, **options: Any) -> dict[str, Any]:
     """Write a deployable model (the :func:`prepare`d one, without ``torch.compile``) as
     TorchScript or ONNX, then load the file and compare its logits with PyTorch's on random
     images; a difference above :data:`TOLERANCE` is an error.
@@ -184,14 +187,20 @@ def export(source: str | os.PathLike | nn.Module, path: str | os.PathLike | None
     The file's input is ``images``, ``[N, 3, H, W]`` float32 normalised like the training images
     (any batch size); its output ``logits`` ``[branches, N, classes]``, like ``model(images)``:
     the ensemble's prediction is the mean over branches of their softmax.
+
+    An existing file at ``path`` is replaced only with ``overwrite``; a ``path`` that is the
+    model file read, or one of a run's own files, is refused before anything is done.
     """
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if image_size is not None:
+        check_image_size(image_size, "--image-size")
     if path is None:
         if isinstance(source, nn.Module):
             raise ConfigError("export of a model object needs an output path")
         path = default_export_path(source, format)
-    path = Path(path)
+    reads = [] if isinstance(source, (nn.Module, ModelConfig)) or Path(source).is_dir() else [source]
+    path = check_output(path, inputs=reads, overwrite=overwrite)
     model, run_size = load_source(source)
     image_size = image_size or run_size or 128
     meta = export_metadata(source, model, image_size)
@@ -205,7 +214,7 @@ def export(source: str | os.PathLike | nn.Module, path: str | os.PathLike | None
         warnings.simplefilter("ignore", DeprecationWarning)
         data = _torchscript_bytes(deployed, example, meta) if format == "torchscript" else \
             with_metadata(onnx_bytes(deployed, example), meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, "folder of --out", links=True)   # checked: check_output
     atomic_write(path, lambda f: f.write(data))
     difference = check_export(model, path, format, image_size, check_batch)
     return {"path": str(path), "format": format, "image_size": image_size,

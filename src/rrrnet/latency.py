@@ -16,6 +16,8 @@ import torch
 from scipy.stats import quantile_test
 from torch import nn
 
+from .checks import image_size as check_image_size
+from .checks import integer
 from .errors import ConfigError
 
 
@@ -28,6 +30,21 @@ def measure_latency(model: nn.Module, image_size: int = 128, batch_size: int = 1
     result = compare_latency({"model": model}, image_size, batch_size, runs, warmup, device, threads)
     return {**result["models"]["model"],
             **{k: v for k, v in result.items() if k not in ("models", "ratios")}}
+
+
+def check_timing(image_size: int | None, batch_size: int, runs: int, warmup: int,
+                 threads: int | None) -> None:
+    """The options of a timing, checked before any model is loaded: a
+    :class:`~rrrnet.errors.ConfigError` naming the first one that is impossible."""
+    if runs < 1 or warmup < 0 or batch_size < 1:
+        raise ConfigError(f"latency needs runs >= 1, warmup >= 0 and batch size >= 1 (got runs="
+                          f"{runs}, warmup={warmup}, batch size={batch_size})")
+    for value, name in ((batch_size, "--batch-size"), (runs, "--runs"), (warmup, "--warmup")):
+        integer(value, name)
+    if threads is not None:
+        integer(threads, "--threads", 1)
+    if image_size is not None:
+        check_image_size(image_size, "--image-size")
 
 
 def compare_latency(models: dict[str, nn.Module], image_size: int = 128, batch_size: int = 1,
@@ -43,9 +60,7 @@ def compare_latency(models: dict[str, nn.Module], image_size: int = 128, batch_s
     interval: a paired estimate, robust to drift between rounds. ``keep_times`` adds every
     model's per-image times (``times_ms``, in round order) for other pairings (:func:`paired_ratio`).
     """
-    if runs < 1 or warmup < 0 or batch_size < 1:
-        raise ConfigError(f"latency needs runs >= 1, warmup >= 0 and batch size >= 1 (got runs="
-                          f"{runs}, warmup={warmup}, batch size={batch_size})")
+    check_timing(image_size, batch_size, runs, warmup, threads)
     device = torch.device(device)
     names = list(models)
     reference = reference or names[0]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,9 @@ from typing import Any
 import torch
 
 from .backbone import arch_spec, check_blocks, resnet
+from .checks import check_fields
 from .errors import ConfigError, WeightsError
+from .io import atomic_write
 from .recycle import INIT_MODES, BranchedResNet, convert, plan_split, split, stage_index
 from .reduce import DEFAULT_BLOCKS, keep_blocks, parse_blocks
 from .weights import load_backbone, resolve
@@ -42,8 +43,12 @@ class ModelConfig:
     weights: str = field(default="imagenet", compare=False)  # where the backbone came from
 
     def __post_init__(self):
+        if isinstance(self.weights, os.PathLike):
+            object.__setattr__(self, "weights", os.fspath(self.weights))
+        check_fields(self, skip=("blocks",))   # types first: ints are ints, names strings
         spec = arch_spec(self.arch)
         object.__setattr__(self, "blocks", check_blocks(spec, parse_blocks(self.blocks)))
+        check_fields(self)
         stage_index(self.split_at)
         if self.init not in INIT_MODES:
             raise ConfigError(f"init must be one of {', '.join(INIT_MODES)}, got {self.init!r}")
@@ -62,11 +67,15 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"a model configuration must be a JSON object, got "
+                              f"{type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
             raise ConfigError(f"unknown model configuration keys: {', '.join(sorted(unknown))}")
-        return cls(**{k: tuple(v) if k == "blocks" else v for k, v in data.items()})
+        return cls(**{k: tuple(v) if k == "blocks" and isinstance(v, list) else v
+                      for k, v in data.items()})
 
 
 def build(config: ModelConfig | None = None, *, weights: str | os.PathLike | None = None,
@@ -117,18 +126,17 @@ def _recycled(config: ModelConfig, state: dict[str, torch.Tensor] | None,
 def save(model: BranchedResNet, path: str | os.PathLike) -> Path:
     """Write the model and its configuration to ``path`` atomically (temp file, then rename)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, writer(model))
+    return path
+
+
+def writer(model: BranchedResNet):
+    """The writer of ``model``'s file (what :func:`save` writes) into an open binary file:
+    for :func:`rrrnet.rundir.write_files`, which writes it with the run's metrics."""
     payload = {"format": FORMAT, "config": model.config.to_dict(),
                "state_dict": _fused_state(model)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return lambda f: torch.save(payload, f)
 
 
 def load(path: str | os.PathLike, fused: bool = True, map_location: str = "cpu") -> BranchedResNet:
@@ -148,12 +156,23 @@ def load(path: str | os.PathLike, fused: bool = True, map_location: str = "cpu")
     if found != FORMAT:
         raise WeightsError(f"{path} is not an rrrnet model file (expected format {FORMAT}); "
                            f"backbone checkpoints are loaded with --weights instead")
-    config = ModelConfig.from_dict(payload["config"])
+    state = payload.get("state_dict")
+    if not isinstance(payload.get("config"), dict) or not isinstance(state, dict) or \
+            not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise WeightsError(f"{path} says it is an rrrnet model file but holds no model "
+                           f"configuration and state dict of named tensors; it was not written "
+                           f"by rrrnet (rrrnet build, or fit's model.pt)")
+    try:
+        config = ModelConfig.from_dict(payload["config"])
+    except ConfigError as err:
+        raise WeightsError(f"{path} holds an impossible model configuration: {err}") from None
     model = blank(config, fused=True)
     try:
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as err:
-        raise WeightsError(f"{path} does not match its own configuration: {err}") from None
+        first = str(err).strip().splitlines()[0]
+        raise WeightsError(f"{path} does not match its own configuration ({first}); it is "
+                           f"damaged or was not written by rrrnet") from None
     return model if fused else convert(model, fused=False)
 
 

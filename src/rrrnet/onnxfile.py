@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ConfigError, RunError
+from .errors import ConfigError, RRRNetError, RunError
 from .preprocessing import EXPORT_FORMAT, INT8_FORMAT, read_metadata
 
 FORMAT = INT8_FORMAT   # the metadata ``format`` of an int8 file of rrrnet quantize
@@ -104,15 +104,24 @@ class QuantizedModel(nn.Module):
             raise RunError(f"{self.path} is not an rrrnet int8 model (no {FORMAT} metadata); "
                            f"write one with rrrnet quantize RUN --out FILE")
         from .model import ModelConfig
-        self.meta = read_metadata(meta, self.path, (FORMAT, EXPORT_FORMAT))
-        self.is_int8 = self.meta["format"] == FORMAT
-        if not self.meta.get("config") or not self.meta.get("classes"):
-            raise RunError(f"{self.path} carries no model configuration or class names; export "
-                           f"it from its run folder (rrrnet export RUN -f onnx)")
-        self.config = ModelConfig.from_dict(self.meta["config"])
-        self.classes = self.meta["classes"]
-        self.preprocessing = self.meta["preprocessing"]
-        self.image_size = self.preprocessing.image_size
+        try:   # a hand-made or edited file: any impossible value is the file's fault
+            self.meta = read_metadata(meta, self.path, (FORMAT, EXPORT_FORMAT))
+            self.is_int8 = self.meta["format"] == FORMAT
+            if not self.meta.get("config") or not self.meta.get("classes"):
+                raise RunError(f"{self.path} carries no model configuration or class names; "
+                               f"export it from its run folder (rrrnet export RUN -f onnx)")
+            self.config = ModelConfig.from_dict(self.meta["config"])
+            self.classes = self.meta["classes"]
+            if not isinstance(self.classes, list) or not all(isinstance(c, str) for c in self.classes):
+                raise ConfigError(f"classes must be a list of names, got {self.classes!r}")
+            self.preprocessing = self.meta["preprocessing"]
+            self.image_size = self.preprocessing.image_size
+        except RunError:
+            raise
+        except (RRRNetError, KeyError, TypeError, ValueError, AttributeError) as err:
+            raise RunError(f"{self.path}: its rrrnet metadata is damaged or was not written by "
+                           f"rrrnet ({type(err).__name__}: {err}); export it again from its run "
+                           f"(rrrnet export RUN -f onnx, rrrnet quantize RUN)") from None
 
     @property
     def num_branches(self) -> int:

@@ -43,6 +43,7 @@ from . import deploy
 from .data import IMAGE_EXTENSIONS
 from .data.files import is_hidden
 from .errors import DataError, RunError
+from .io import missing
 from .metrics import decompose
 from .preprocessing import Preprocessing
 from .run import Run
@@ -105,8 +106,8 @@ def image_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
         elif path.is_file():
             out += read_list(path) if path.suffix.lower() in LIST_SUFFIXES else [path]
         else:
-            raise DataError(f"{path} does not exist; give image files, folders or a text file of "
-                            f"image paths")
+            what = missing(path, "image").split(" ", 1)[1]   # "PATH is a FIFO ...", "PATH does not exist"
+            raise DataError(f"{what}; give image files, folders or a text file of image paths")
     if not out:
         raise DataError(f"no images in {', '.join(map(str, paths))}: the lists are empty")
     return out

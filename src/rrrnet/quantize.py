@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, RunError
-from .io import atomic_write
+from .io import atomic_write, make_folder
 from .onnxfile import (FORMAT, QuantizedModel, is_quantized_file, onnx_bytes,  # noqa: F401
                        ort, set_metadata)
 from .preprocessing import Preprocessing, model_metadata
@@ -106,18 +106,35 @@ def quantize(model: nn.Module, out: str | os.PathLike, calibration: Any, *,
     meta.update({"calibration_images": json.dumps(sum(len(b) for b in batches)),
                  **{k: json.dumps(v) for k, v in extra.items()}})
     set_metadata(proto, meta)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent, "folder of --out", links=True)
     atomic_write(out, lambda f: f.write(proto.SerializeToString()))
     return out
 
 
 def quantize_run(run: str | os.PathLike, out: str | os.PathLike,
                  calibration: str | os.PathLike | None = None, images: int = DEFAULT_IMAGES,
-                 latency_runs: int = 100, threads: int | None = 2) -> dict[str, Any]:
+                 latency_runs: int = 100, threads: int | None = 2,
+                 overwrite: bool = False) -> dict[str, Any]:
     """Quantize a finished run's model, calibrated on its training images (or every image of
     ``calibration``), and report fp32 against int8: test error on the run's test split,
     latency at batch 1 and 32 (interleaved, :func:`rrrnet.latency.compare_latency`) and file
-    size. Writes ``out`` and ``out`` with ``.report.json`` instead of ``.onnx``."""
+    size. Writes ``out`` and ``out`` with ``.report.json`` instead of ``.onnx``; existing ones
+    are replaced only with ``overwrite``. Every option is checked before anything is written.
+    When the run's dataset has moved, ``calibration`` (where it is now) calibrates, and the
+    test error is left out of the report."""
+    from .checks import integer
+    from .rundir import check_output
+    integer(images, "--images", 1)
+    integer(latency_runs, "--runs", 0)
+    if threads is not None:
+        integer(threads, "--threads", 1)
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise ConfigError(f"the int8 model is an ONNX file: give --out a name ending in .onnx, "
+                          f"not {out.name}")
+    reads = [p for p in (calibration, run if Path(run).is_file() else None) if p is not None]
+    for path in (out, out.with_suffix(".report.json")):
+        check_output(path, inputs=reads, overwrite=overwrite)
     from .data import ImageDataset, load_dataset
     from .deploy import prepare
     from .evaluate import evaluate_model
@@ -129,15 +146,23 @@ def quantize_run(run: str | os.PathLike, out: str | os.PathLike,
         raise RunError(f"{run} is already an int8 model; quantize the run folder it came from")
     model = finished.model.eval()
     size, spec = finished.image_size, finished.data
+    recorded = spec
     if not spec and calibration is None:
         raise RunError(f"{run} records no dataset: give --calibration DATA")
+    if spec and not Path(spec["root"]).is_dir():
+        if calibration is None:
+            raise RunError(f"the run's dataset {spec['root']} (recorded in {finished.config_path}) "
+                           f"is not there any more: give --calibration with the folder where its "
+                           f"images are now (the report then leaves out the test error)")
+        spec = {}   # calibrated on --calibration; no test split to score (metadata: recorded)
+    check_output(out, inputs=[spec["root"]] if spec else [], overwrite=overwrite)
     split = finished.split(load_dataset(spec["root"])) if spec else None
     cal = (ImageDataset(load_dataset(calibration), size=size) if calibration is not None
            else ImageDataset(split.train, size=size))
     from .uncertainty import read_calibration
     path = quantize(model, out, cal, images=images, image_size=size,
                     metadata={"config": model.config.to_dict(), "classes": finished.classes,
-                              "data": spec, "preprocessing": finished.preprocessing,
+                              "data": recorded, "preprocessing": finished.preprocessing,
                               "calibration": read_calibration(finished.uncertainty_dir)})
     int8 = QuantizedModel(path, threads=threads)
     report: dict[str, Any] = {"run": str(run), "file": str(path), "weights": model.config.weights,

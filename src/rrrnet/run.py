@@ -24,7 +24,7 @@ from typing import Any
 
 from .errors import RunError
 from .io import read_csv, read_json
-from .rundir import read_config, verify
+from .rundir import no_link, read_config, verify
 
 
 class Run:
@@ -173,14 +173,23 @@ class Run:
         if not spec:
             raise RunError(f"{self.config_path} records no data split")
         from .data import micro_split
-        return micro_split(dataset, train=spec["train"], val=spec["val"], test=spec["test"])
+        from .errors import DataError
+        try:
+            return micro_split(dataset, train=spec["train"], val=spec["val"], test=spec["test"])
+        except DataError as err:   # its advice (--train/--test) is fit's, not this command's
+            raise DataError(f"{dataset.root} cannot be split as {self.path} was trained "
+                            f"({spec['train']} train + {spec['val']} val + {spec['test']} test "
+                            f"images per class): {str(err).split(': ', 1)[-1].split('; ask')[0]}; "
+                            f"give the dataset the run was trained on (evaluate: or --split all, "
+                            f"every image)") from None
 
     # -- where later commands write --------------------------------------------------------------
 
     def _beside(self, name: str) -> Path:
         # inside a run folder; beside an int8 file, named after it
-        return self.path.with_name(f"{self.path.stem}.{name}") if self.is_quantized \
-            else self.path / name
+        # (a symbolic link there is refused: nothing is written through one)
+        return no_link(self.path.with_name(f"{self.path.stem}.{name}") if self.is_quantized
+                       else self.path / name)
 
     @property
     def evaluate_dir(self) -> Path:

@@ -9,8 +9,27 @@ A training run (``rrrnet fit``) writes into one folder:
 ``checkpoint.pt`` what changes, after every epoch (atomically), for exact resumption;
 ``history.csv``   one row per epoch;
 ``model.pt``, ``metrics.json``  when finished;
-``manifest.json`` the SHA-256 of every file above, rewritten (atomically) after each of them;
+``manifest.json`` the SHA-256 of every file above, rewritten (atomically) with each of them;
+``.rrrnet-run``   the marker that makes the folder a run folder (``rrrnet-run/1``), written first;
 ``.rrrnet.lock``  the OS lock of the process writing the folder, with its PID.
+
+A folder is a run folder when it holds the marker, or (runs written before the marker existed)
+a manifest of rrrnet's format: never because it holds a ``config.json``. A folder holding run
+files without either is not rrrnet's, and nothing is written into it or removed from it.
+
+Crash consistency: files are written by :func:`write_files`, which stages every file of one
+step (a checkpoint and its history, the model and its metrics) as a temporary sibling, names
+their hashes as *pending* in the manifest, renames them into place, and then commits the
+manifest. A kill at any instant leaves every file matching its committed or its pending hash,
+so a resumption never calls a file damaged that rrrnet wrote itself.
+
+``--overwrite`` never deletes a run before the new one is valid: :func:`set_aside` moves the
+old run's files into ``OUT/.rrrnet-replaced-TIME/``; :func:`restore_aside` moves them back if
+the new run fails, and :func:`discard_asides` removes them once it has finished.
+
+No symbolic link inside a run folder is followed: the lock is opened with ``O_NOFOLLOW``, and
+run files, the manifest and the sub-folders later commands write (``evaluate/``,
+``uncertainty/``, ``export/``) are refused when they are links (:func:`no_link`).
 
 A folder is written by one process at a time (:func:`locked`): a second one is refused with the
 holder's PID; the OS releases the lock when its holder exits or dies, so a stale lock is simply
@@ -23,26 +42,40 @@ Sweeps, block selections and benchmarks claim their output folders the same way
 from __future__ import annotations
 
 import contextlib
+import csv
+import errno
 import fcntl
 import functools
 import hashlib
 import inspect
+import json
 import os
 import shutil
+import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
+from .checks import text as checked_text
 from .errors import ConfigError, RunError
-from .io import atomic_write, read_csv, read_json, write_csv, write_json
+from .io import atomic_write, read_csv, read_json, stage, write_csv, write_error, write_json
 
 RUN_FILES = ("config.json", "history.csv", "checkpoint.pt", "stump.pt", "model.pt", "metrics.json",
              "manifest.json")
 CHECKPOINT_FORMAT = "rrrnet-checkpoint/1"
 MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "rrrnet-manifest/1"
 LOCK = ".rrrnet.lock"
+MARKER = ".rrrnet-run"
+MARKER_FORMAT = "rrrnet-run/1"
+ASIDE = ".rrrnet-replaced-"
+# Everything a run and the commands reading it write into its folder: what --overwrite sets
+# aside (files the user put there stay where they are).
+RUN_OUTPUTS = (*RUN_FILES, MARKER, "split.csv", "skipped.csv")
+RUN_FOLDERS = ("evaluate", "uncertainty", "export", "logs")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,6 +83,7 @@ LOCK = ".rrrnet.lock"
 # ---------------------------------------------------------------------------------------------
 
 _HELD: dict[Path, list] = {}   # folder -> [open lock file, how many times this process took it]
+_REPLACED: dict[Path, Path] = {}   # folder -> where start_run set the earlier run aside
 
 
 def _key(out: Path) -> Path:
@@ -58,7 +92,9 @@ def _key(out: Path) -> Path:
 
 def lock_folder(out: Path) -> None:
     """Take ``out``'s OS lock (creating the folder), or raise a :class:`RunError` naming the
-    process that holds it. Re-entrant within a process; see :func:`release_folder`."""
+    process that holds it. Re-entrant within a process; see :func:`release_folder`. The lock
+    file is opened without following a symbolic link (``O_NOFOLLOW``): a link planted there
+    is refused, never written through."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file, not a folder; choose another --out")
@@ -71,7 +107,10 @@ def lock_folder(out: Path) -> None:
     except (FileExistsError, NotADirectoryError):
         raise RunError(f"cannot create the folder {out}: a part of that path is a file; choose "
                        f"another --out") from None
-    f = open(out / LOCK, "a+")
+    except OSError as err:
+        raise RunError(f"cannot create the folder {out} ({err.strerror}); choose an --out you "
+                       f"may write to") from None
+    f = _open_lock(out / LOCK)
     try:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -85,6 +124,22 @@ def lock_folder(out: Path) -> None:
     f.write(f"{os.getpid()}\n")
     f.flush()
     _HELD[key] = [f, 1]
+
+
+def _open_lock(path: Path):
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                     0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise RunError(f"{path} is a symbolic link; rrrnet never follows links inside a run "
+                           f"folder. Remove it (rm {path}) and run the command again") from None
+        raise RunError(f"cannot write the lock file {path} ({err.strerror}); choose an --out you "
+                       f"may write to, or give yourself write permission on {path.parent}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RunError(f"{path} is not a regular file; remove it and run the command again")
+    return os.fdopen(fd, "r+")
 
 
 def release_folder(out: Path) -> None:
@@ -109,6 +164,8 @@ def locked(out: str | os.PathLike) -> Iterator[Path]:
     try:
         yield out
     except BaseException:
+        if _HELD[_key(out)][1] == 1:
+            restore_aside(out, _REPLACED.pop(_key(out), None))  # the new run failed: the old one back
         if created and _HELD[_key(out)][1] == 1 and \
                 {p.name for p in out.iterdir()} <= {LOCK}:
             release_folder(out)
@@ -116,6 +173,8 @@ def locked(out: str | os.PathLike) -> Iterator[Path]:
             raise
         release_folder(out)
         raise
+    if _HELD[_key(out)][1] == 1:
+        _REPLACED.pop(_key(out), None)   # stopped on purpose: the old run stays set aside
     release_folder(out)
 
 
@@ -146,36 +205,281 @@ def sha256_of(path: Path) -> str:
     return sha.hexdigest()
 
 
-def record(out: Path, *names: str) -> None:
-    """Put the SHA-256 of ``out/name`` for each name into ``out``'s manifest (atomically)."""
-    path = out / MANIFEST
-    manifest = read_json(path, "the run's manifest") if path.exists() else {}
+def no_link(path: Path, what: str = "") -> Path:
+    """``path``, or a :class:`RunError` when it is a symbolic link: nothing inside a run
+    folder is read or written through one."""
+    path = Path(path)
+    if path.is_symlink():
+        raise RunError(f"{path} is a symbolic link (to {os.readlink(path)}); rrrnet never follows "
+                       f"links inside a run folder{what}. Replace it with the real "
+                       f"{'folder' if path.is_dir() else 'file'}, or remove it")
+    return path
+
+
+def run_subfolder(run: Path, name: str) -> Path:
+    """``run/name`` (``evaluate``, ``uncertainty``, ``export``), created if needed; a
+    symbolic link there is refused, so that nothing is written through it."""
+    folder = no_link(Path(run) / name)
+    try:
+        folder.mkdir(exist_ok=True)
+    except FileExistsError:
+        raise RunError(f"{folder} is a file, not a folder; move it away and run the command "
+                       f"again") from None
+    except OSError as err:
+        raise RunError(f"cannot create {folder} ({err.strerror}); give --out a place you may "
+                       f"write to") from None
+    return folder
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    """``out``'s manifest (``files``: committed hashes; ``pending``: hashes of files being
+    renamed into place), empty when there is none."""
+    path = no_link(Path(out) / MANIFEST)
+    if not path.exists():
+        return {}
+    manifest = read_json(path, "the run's manifest")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files", {}), dict):
+        raise RunError(f"{path} is not an rrrnet manifest; the run folder is damaged")
+    return manifest
+
+
+def _settled(out: Path, manifest: dict[str, Any]) -> dict[str, str]:
+    """The committed hashes, with those pending from an interrupted :func:`write_files` that
+    the files on disk now have (the rename happened) taken in."""
     files = dict(manifest.get("files", {}))
+    for name, digest in (manifest.get("pending") or {}).items():
+        path = out / name
+        if path.is_file() and not path.is_symlink() and sha256_of(path) == digest:
+            files[name] = digest
+    return files
+
+
+def write_files(out: Path, files: dict[str, tuple[Callable[[Any], None], str]]) -> None:
+    """Write several files of the run folder ``out`` as one step (``files``: name -> (writer
+    of an open file, mode)): each is staged as a temporary sibling and flushed, the manifest
+    names their hashes as pending, they are renamed into place, and the manifest commits
+    them. Killed at any instant, every file matches its committed or its pending hash."""
+    out = Path(out)
+    staged: dict[str, Path] = {}
+    try:
+        for name, (write, mode) in files.items():
+            staged[name] = stage(out / name, write, mode)
+        hashes = {name: sha256_of(tmp) for name, tmp in staged.items()}
+        committed = _settled(out, read_manifest(out))
+        write_json(out / MANIFEST, {"format": MANIFEST_FORMAT, "files": committed,
+                                    "pending": hashes})
+        for name, tmp in staged.items():
+            try:
+                os.replace(tmp, out / name)
+            except OSError as err:
+                raise write_error(out / name, err) from None
+        write_json(out / MANIFEST, {"format": MANIFEST_FORMAT, "files": {**committed, **hashes}})
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+
+
+def record(out: Path, *names: str) -> None:
+    """Put the SHA-256 of ``out/name`` for each name into ``out``'s manifest (atomically):
+    for files written on their own, whose absence from the manifest until then is harmless."""
+    out = Path(out)
+    files = _settled(out, read_manifest(out))
     for name in names:
-        files[name] = sha256_of(out / name)
-    write_json(path, {"format": "rrrnet-manifest/1", "files": files})
+        files[name] = sha256_of(no_link(out / name))
+    write_json(out / MANIFEST, {"format": MANIFEST_FORMAT, "files": files})
 
 
 def verify(path: Path) -> None:
     """Check ``path`` against the manifest of its folder (or of the run above it, for
-    ``evaluate/...``); files of a folder without manifest (older runs) are not checked."""
-    path = Path(path)
+    ``evaluate/...``): it must have the hash committed or pending for it. Files of a folder
+    without manifest (older runs), and files it does not list, are not checked; symbolic
+    links are refused."""
+    path = no_link(Path(path))
     for folder in (path.parent, path.parent.parent):
         manifest_path = folder / MANIFEST
-        if manifest_path.exists():
+        if manifest_path.exists() or manifest_path.is_symlink():
             break
     else:
         return
-    files = read_json(manifest_path, "the run's manifest").get("files", {})
+    if folder != path.parent:
+        no_link(path.parent)
+    manifest = read_manifest(folder)
     name = path.relative_to(folder).as_posix()
-    expected = files.get(name)
-    if expected is None:
+    accepted = {manifest.get("files", {}).get(name), (manifest.get("pending") or {}).get(name)}
+    accepted.discard(None)
+    if not accepted:
         return
     actual = sha256_of(path)
-    if actual != expected:
+    if actual not in accepted:
+        expected = manifest.get("files", {}).get(name) or next(iter(accepted))
+        fix = ("rrrnet fit ... --resume continues from the last checkpoint, or --overwrite "
+               "starts again" if name in ("checkpoint.pt", "stump.pt", "history.csv") else
+               f"restore it from a copy, or train the run again (rrrnet fit ... --overwrite)"
+               if name in ("model.pt", "metrics.json", "config.json") else
+               "remove it and run the command that wrote it again")
         raise RunError(f"{path} is damaged: its SHA-256 ({actual[:16]}...) is not the one recorded "
-                       f"in {manifest_path} when it was written ({expected[:16]}...). Restore it, "
-                       f"or resume/retrain the run (--resume, or --overwrite)")
+                       f"in {manifest_path} when it was written ({expected[:16]}...); {fix}")
+
+
+# ---------------------------------------------------------------------------------------------
+# What a run folder is, and --overwrite without loss.
+# ---------------------------------------------------------------------------------------------
+
+def is_run_folder(out: Path) -> bool:
+    """True when ``out`` holds rrrnet's marker, or (a run written before the marker existed)
+    a manifest of rrrnet's format. A ``config.json`` alone does not make a run."""
+    out = Path(out)
+    for name, fmt in ((MARKER, MARKER_FORMAT), (MANIFEST, MANIFEST_FORMAT)):
+        path = out / name
+        if path.is_file() and not path.is_symlink():
+            try:
+                with open(path, "rb") as f:
+                    head = f.read(4096).decode("utf-8", "replace")
+            except OSError:
+                continue
+            if fmt.split("/")[0] in head:
+                return True
+    return False
+
+
+def mark_run(out: Path) -> None:
+    """Write the marker that makes ``out`` a run folder (first, before any run file)."""
+    atomic_write(Path(out) / MARKER, lambda f: f.write(MARKER_FORMAT + "\n"), mode="w")
+
+
+def _outputs(out: Path) -> list[Path]:
+    names = [*RUN_OUTPUTS, *RUN_FOLDERS]
+    found = [out / n for n in names if (out / n).exists() or (out / n).is_symlink()]
+    return found + sorted(out.glob(".*.tmp"))
+
+
+def set_aside(out: Path) -> Path | None:
+    """Move the run in ``out`` (its files, the sub-folders later commands wrote, orphan
+    temporary files) into ``out/.rrrnet-replaced-TIME/``, renaming only; None when there is
+    nothing to move. Files that rrrnet does not write stay where they are."""
+    out = Path(out)
+    present = _outputs(out)
+    if not present:
+        return None
+    stamp, n = time.strftime("%Y%m%d-%H%M%S"), 0
+    while (aside := out / f"{ASIDE}{stamp}-{os.getpid()}{'-' + str(n) if n else ''}").exists():
+        n += 1
+    try:
+        aside.mkdir()
+        for path in present:
+            os.rename(path, aside / path.name)
+    except OSError as err:
+        raise RunError(f"could not move the earlier run in {out} aside ({err.strerror}); nothing "
+                       f"was deleted (what moved is in {aside})") from None
+    return aside
+
+
+def restore_aside(out: Path, aside: Path | None) -> None:
+    """Undo :func:`set_aside`: remove what the new run wrote and move the old run back."""
+    if aside is None or not aside.is_dir():
+        return
+    for path in _outputs(out):
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    for path in sorted(aside.iterdir()):
+        os.rename(path, out / path.name)
+    aside.rmdir()
+
+
+def start_run(out: Path, replace: bool) -> None:
+    """A new run starts writing into ``out`` (locked with :func:`locked`): with ``replace``
+    (``--overwrite``) the earlier run is set aside, and :func:`locked` puts it back if the new
+    run fails before :func:`finish_run`; without, what a run that never trained left is
+    cleared. Then the marker is written: the folder is a run folder from now on."""
+    if replace:
+        aside = set_aside(out)
+        if aside is not None:
+            _REPLACED[_key(out)] = aside
+    else:
+        clear_run(out)
+    mark_run(out)
+
+
+def finish_run(out: Path) -> None:
+    """The run in ``out`` is complete and valid: the runs it replaced go."""
+    _REPLACED.pop(_key(out), None)
+    discard_asides(out)
+
+
+def json_file(data: Any) -> tuple[Callable[[Any], None], str]:
+    """``data`` as indented JSON, a writer for :func:`write_files`."""
+    return (lambda f: f.write(json.dumps(data, indent=2) + "\n")), "w"
+
+
+def csv_file(rows: list[dict[str, Any]]) -> tuple[Callable[[Any], None], str]:
+    """``rows`` as CSV (every key, in order of first appearance), for :func:`write_files`."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+
+    def write(f):
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return write, "w"
+
+
+def checkpoint_file(payload: dict[str, Any]) -> tuple[Callable[[Any], None], str]:
+    """``payload`` as a training checkpoint, for :func:`write_files`."""
+    return checkpoint_writer(payload), "wb"
+
+
+def looks_like_run(folder: Path) -> bool:
+    """A run folder (:func:`is_run_folder`), or a folder holding a run's configuration with
+    its model or checkpoint: what output paths must never land in."""
+    folder = Path(folder)
+    return is_run_folder(folder) or ((folder / "config.json").is_file() and
+                                     any((folder / n).exists() for n in ("model.pt", "checkpoint.pt")))
+
+
+def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (),
+                 overwrite: bool = False, what: str = "--out", folder: bool = False) -> Path:
+    """``path``, checked as the output of a command before any work starts (rule: outputs
+    never replace inputs or earlier outputs silently). Refused: a path that resolves to one of
+    ``inputs`` (files the command reads, or folders it reads, such as a dataset: nothing is
+    written inside those); a run's own files (``model.pt``, ``config.json`` ... of any run
+    folder); a path through a symbolic link inside a run folder; an existing file or a
+    non-empty folder (``folder``) unless ``overwrite``; a folder where a file is wanted."""
+    path = Path(checked_text(path, what))
+    real = Path(os.path.realpath(path))
+    for item in inputs:
+        if item is None:
+            continue
+        source = Path(os.path.realpath(item))
+        if real == source or (source.is_dir() and real.is_relative_to(source)):
+            inside = "" if real == source else " (inside it)"
+            raise RunError(f"{what} {path} would write over {item}{inside}, which this command "
+                           f"reads; choose another {what}")
+    if path.name in (*RUN_OUTPUTS, LOCK) and looks_like_run(real.parent):
+        raise RunError(f"{what} {path} is one of the run's own files ({path.name} of "
+                       f"{real.parent}); rrrnet never writes over them: choose another {what}")
+    for ancestor in path.parents:   # a link inside a run folder is never written through
+        if looks_like_run(ancestor):
+            part = path if folder else path.parent
+            while part != ancestor and part != part.parent:
+                no_link(part)
+                part = part.parent
+            break
+    if path.is_symlink() and folder:
+        no_link(path)
+    if path.exists() or path.is_symlink():
+        if path.is_dir() and not folder:
+            raise RunError(f"{what} {path} is a folder; give the name of a file to write")
+        if folder and not path.is_dir():
+            raise RunError(f"{what} {path} is a file; give a folder to write into")
+        if not overwrite and not (folder and not any(path.iterdir())):
+            raise RunError(f"{what} {path} exists; pass --overwrite to replace "
+                           f"{'what it holds' if folder else 'it'}, or choose another {what}")
+    return path
+
+
+def discard_asides(out: Path) -> None:
+    """Remove the runs :func:`set_aside` kept in ``out``: the new run is valid."""
+    for aside in Path(out).glob(f"{ASIDE}*"):
+        if aside.is_dir() and not aside.is_symlink():
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 def claim_folder(out: Path, files: Iterable[str], resume: bool, overwrite: bool, what: str,
@@ -205,10 +509,13 @@ def claim_folder(out: Path, files: Iterable[str], resume: bool, overwrite: bool,
 
 
 def clear_run(out: Path) -> None:
-    """Remove everything an earlier run left in ``out`` (its files, ``evaluate/`` outputs and
-    orphan temporary files), keeping the lock: called when a new run starts writing."""
-    for name in RUN_FILES:
-        (out / name).unlink(missing_ok=True)
+    """Remove what a run that never trained left in ``out`` (its files, orphan temporary
+    files), keeping the lock: a run restarted from scratch. A run that trained is set aside
+    instead (:func:`set_aside`)."""
+    for name in (*RUN_OUTPUTS,):
+        path = out / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
     shutil.rmtree(out / "evaluate", ignore_errors=True)
     remove_orphans(out)
 
@@ -255,8 +562,19 @@ class Comparison:
 def prepare_run(out: Path, config: dict[str, Any], resume: bool, overwrite: bool,
                 comparison: Comparison = Comparison()) -> bool:
     """Check (and lock) the run folder; returns True when a checkpoint (or a finished run) is
-    resumed. Nothing is removed here: a new run calls :func:`clear_run` once it is ready to
-    write, so that an option or data error never costs a finished run."""
+    resumed. Nothing is removed here: a new run sets the old one aside (:func:`set_aside`)
+    once it is ready to write, so that an option or data error never costs a finished run.
+    A folder holding run files without rrrnet's marker or manifest is refused whatever the
+    flags: it is not a run."""
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
+    for name in (LOCK, MARKER, MANIFEST, *RUN_FILES):
+        no_link(out / name)
+    present = [n for n in RUN_FILES if (out / n).exists()]
+    if present and not is_run_folder(out):
+        raise RunError(f"{out} holds {', '.join(present)} but is not an rrrnet run folder (no "
+                       f"{MARKER} or {MANIFEST}); rrrnet neither resumes nor replaces it. Choose "
+                       f"another --out")
     finished = (out / "metrics.json").exists()
     what = "a finished run" if finished else "an unfinished run"
     if not claim_folder(out, RUN_FILES, resume, overwrite, what, remove=False):
@@ -272,13 +590,21 @@ def prepare_run(out: Path, config: dict[str, Any], resume: bool, overwrite: bool
             return False
         raise RunError(f"{out} has no checkpoint.pt to resume from; use --overwrite to start again")
     remove_orphans(out)
+    manifest = read_manifest(out)
+    if manifest.get("pending"):   # killed during write_files: take in what was renamed
+        write_json(out / MANIFEST, {"format": MANIFEST_FORMAT, "files": _settled(out, manifest)})
     return True
 
 
 def _never_trained(out: Path) -> bool:
-    """For a run folder without checkpoint or metrics: True when its history has no epoch row,
-    i.e. it holds only what a run writes before its first epoch ends (configuration, manifest,
-    frozen stump); such a run is started again on --resume instead of being refused."""
+    """For a run folder without checkpoint or metrics: True when no checkpoint was ever
+    committed to its manifest (killed while its first one was renamed into place) or its
+    history has no epoch row, i.e. it holds only what a run writes before its first epoch
+    ends (configuration, manifest, frozen stump); such a run is started again on --resume
+    instead of being refused."""
+    manifest = read_manifest(out)
+    if manifest and "checkpoint.pt" not in manifest.get("files", {}):
+        return True
     history = out / "history.csv"
     return not history.exists() or len(history.read_text().strip().splitlines()) <= 1
 
@@ -295,8 +621,13 @@ def read_config(run: str | os.PathLike) -> dict[str, Any]:
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """``payload`` (tensors, numbers, lists) as a checkpoint, atomically."""
+    atomic_write(path, checkpoint_writer(payload))
+
+
+def checkpoint_writer(payload: dict[str, Any]) -> Callable[[Any], None]:
+    """The writer of ``payload`` as a checkpoint, for :func:`write_files`."""
     payload = {"format": CHECKPOINT_FORMAT, **payload}
-    atomic_write(path, lambda f: torch.save(payload, f))
+    return lambda f: torch.save(payload, f)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -343,7 +674,7 @@ def read_run(run: str | os.PathLike) -> FinishedRun:
     run = Path(run)
     if not run.is_dir():
         raise RunError(f"{run} is not a run folder (no such folder)")
-    if not (run / "model.pt").is_file():
+    if not no_link(run / "model.pt").is_file():
         hint = (" (training did not finish: rrrnet fit ... --resume)"
                 if (run / "checkpoint.pt").exists() else "")
         raise RunError(f"{run} holds no trained model (model.pt){hint}")

@@ -313,6 +313,9 @@ def uncertainty(model: torch.nn.Module, data: Any, *, val_data: Any = None,
     the temperature and the conformal sets, ``ood`` maps names to out-of-distribution data;
     data in either of :func:`rrrnet.train`'s forms. ``mc_samples``: Monte-Carlo dropout passes
     instead of the branches (a dropout model, method D)."""
+    from .checks import number
+    number(alpha, "--alpha", 0, 1, low_open=True, high_open=True)
+
     def logits_of(d):
         return member_logits(model, d, image_size=image_size, mc_samples=mc_samples,
                              device=device)
@@ -329,16 +332,22 @@ def uncertainty_run(run: str | os.PathLike, data: str | os.PathLike,
                     out: str | os.PathLike | None = None, split: str = "test",
                     ood: Sequence[str | os.PathLike] = (), alpha: float = 0.1,
                     mc_samples: int = 0, skip_bad_images: bool = False,
-                    device: str = "auto") -> tuple[Path, dict[str, Any]]:
+                    device: str = "auto", overwrite: bool = False) -> tuple[Path, dict[str, Any]]:
     """The uncertainty report of a finished run (or its int8 file) on ``split`` of ``data``:
     calibrated on the run's validation split when it has one, every image of each ``ood``
     dataset as out-of-distribution. Writes ``uncertainty.json``, ``scores.csv`` and figures
     into ``out`` (default: ``RUN/uncertainty``); returns that folder and the summary."""
     from .data import ImageDataset, load_dataset
     from .errors import RunError
-    from .io import json_safe, write_csv, write_json
+    from .io import json_safe, make_folder, write_csv, write_json
     from .report.uncertainty_figures import write_figures
     from .run import Run
+    from .checks import number
+    from .rundir import check_output
+    number(alpha, "--alpha", 0, 1, low_open=True, high_open=True)  # before anything is read
+    if out is not None:
+        reads = [data, *ood] + ([run] if Path(run).is_file() else [])
+        out = check_output(out, inputs=reads, overwrite=overwrite, folder=True)
     run = Run(run).require_finished()
     if split not in ("train", "val", "test"):
         raise RunError(f"--split must be train, val or test, got {split!r}")
@@ -365,8 +374,7 @@ def uncertainty_run(run: str | os.PathLike, data: str | os.PathLike,
     if val is None:
         summary["calibration_note"] = ("the run has no validation split (fit --val K makes one): "
                                        "no temperature scaling, no conformal sets")
-    out = Path(out) if out is not None else run.uncertainty_dir
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(Path(out) if out is not None else run.uncertainty_dir, "uncertainty folder")
     write_json(out / "uncertainty.json", json_safe(summary))
     write_csv(out / "scores.csv", rows)
     write_figures(summary, rows, out, title=run.path.name)

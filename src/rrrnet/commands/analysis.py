@@ -14,6 +14,7 @@ def add(sub) -> None:
     ev.add_argument("--out", help="metrics file (default: RUN/evaluate/<dataset>-<split>.json)")
     ev.add_argument("--skip-bad-images", action="store_true")
     ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     ev.set_defaults(func=evaluate_command)
 
     un = sub.add_parser(
@@ -35,12 +36,15 @@ def add(sub) -> None:
                     help="Monte-Carlo dropout passes as members (a dropout model, method D)")
     un.add_argument("--skip-bad-images", action="store_true")
     un.add_argument("--json", action="store_true", help="print uncertainty.json's content")
+    un.add_argument("--overwrite", action="store_true",
+                    help="replace what an existing, non-empty --out folder holds")
     un.set_defaults(func=uncertainty_command)
 
 
 def evaluate_command(a: argparse.Namespace) -> int:
     from ..evaluate import evaluate_run
-    path, m = evaluate_run(a.run, a.data, a.split, a.out, skip_bad_images=a.skip_bad_images)
+    path, m = evaluate_run(a.run, a.data, a.split, a.out, skip_bad_images=a.skip_bad_images,
+                           overwrite=a.overwrite)
     print(json.dumps(m, indent=2) if a.json else
           f"{path}: {a.split} error {m['error']:.2%} on {m['images']} images, "
           f"NLL {m['nll']:.3f}, ECE {m['ece']:.3f}, mean entropy {m['mean_entropy']:.3f}, "
@@ -51,7 +55,7 @@ def evaluate_command(a: argparse.Namespace) -> int:
 def uncertainty_command(a: argparse.Namespace) -> int:
     from ..uncertainty import uncertainty_run
     out, s = uncertainty_run(a.run, a.data, a.out, a.split, a.ood, a.alpha, a.mc_samples,
-                             skip_bad_images=a.skip_bad_images)
+                             skip_bad_images=a.skip_bad_images, overwrite=a.overwrite)
     if a.json:
         from ..io import json_safe
         print(json.dumps(json_safe(s), indent=2))

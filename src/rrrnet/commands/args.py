@@ -57,3 +57,35 @@ def seed_list(text: str) -> list[int]:
     """``K`` -> the seeds 0..K-1; ``21,31,51`` -> those seeds."""
     values = int_list(text)
     return list(range(values[0])) if "," not in text and len(values) == 1 else values
+
+
+def check_config_types(path) -> None:
+    """The values of a ``--config`` file checked by type against the fields they set
+    (:func:`rrrnet.checks.check_values`: ``"epochs": 1.5``, ``"device": 5``), before any
+    layer is built from them; a file that cannot be read is left to the reader's own error."""
+    import json
+    from pathlib import Path
+
+    from ..checks import check_values
+    from ..errors import ConfigError
+    from ..model import ModelConfig
+    from ..recipe import DataSpec, Recipe, renamed
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return
+    if not isinstance(data, dict):
+        return
+    sections = [("recipe", data.get("recipe"), (Recipe,)), ("model", data.get("model"), (ModelConfig,)),
+                ("data", data.get("data"), (DataSpec,))]
+    methods = data.get("methods")
+    if isinstance(methods, dict):
+        sections += [(f"methods.{m}", e, (Recipe, ModelConfig)) for m, e in methods.items()]
+    for name, values, classes in sections:
+        if not isinstance(values, dict):
+            continue
+        for cls in classes:
+            try:
+                check_values(cls, renamed(values) if cls is Recipe else values)
+            except ConfigError as err:
+                raise ConfigError(f"{path} ({name}): {err}") from None

@@ -31,6 +31,8 @@ def add(sub, model_args: Callable[[argparse.ArgumentParser], None],
                     help="timed rounds at batch 1 for the report (0: no timing)")
     qu.add_argument("--threads", type=int, default=2, help="CPU threads of the timing")
     qu.add_argument("--json", action="store_true", help="print the report as JSON")
+    qu.add_argument("--overwrite", action="store_true",
+                    help="replace an existing --out file (and its .report.json)")
     qu.set_defaults(func=quantize_command)
 
     pr = sub.add_parser(
@@ -97,12 +99,14 @@ def add(sub, model_args: Callable[[argparse.ArgumentParser], None],
                     help="side of the check images (default: the run's, else 128)")
     add_deploy_args(ex, compile=False)
     ex.add_argument("--json", action="store_true", help="print one JSON object")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     ex.set_defaults(func=export_command)
 
 
 def quantize_command(a: argparse.Namespace) -> int:
     from ..quantize import quantize_run
-    r = quantize_run(a.run, a.out, a.calibration, a.images, latency_runs=a.runs, threads=a.threads)
+    r = quantize_run(a.run, a.out, a.calibration, a.images, latency_runs=a.runs, threads=a.threads,
+                     overwrite=a.overwrite)
     if a.json:
         print(json.dumps(r, indent=2))
         return 0
@@ -180,7 +184,8 @@ def _interval(pair, unit: str) -> str:
 
 def export_command(a: argparse.Namespace) -> int:
     from ..deploy import export
-    r = export(a.run, a.out, a.format, image_size=a.image_size, **deploy_options(a))
+    r = export(a.run, a.out, a.format, image_size=a.image_size, overwrite=a.overwrite,
+               **deploy_options(a))
     print(json.dumps(r, indent=2) if a.json else
           f"wrote {r['path']} ({r['format']}, {r['bytes'] / 1e6:.1f} MB): input images "
           f"[N, 3, {r['image_size']}, {r['image_size']}], output logits [branches, N, classes]; "

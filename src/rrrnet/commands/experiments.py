@@ -242,8 +242,10 @@ def _add_prune(sub) -> None:
 
 
 def tune_command(a: argparse.Namespace) -> int:
+    from ..checks import integer
     from ..experiments.tune import tune
     from ..recipe import Recipe, SearchSpace
+    integer(a.seed, "--seed", 0)   # Optuna's sampler refuses it later, with a misleading message
     space = SearchSpace.for_budget(a.max_epochs, a.min_epochs, lr=tuple(a.lr),
                                    weight_decay=tuple(a.weight_decay),
                                    ema_fraction=tuple(a.ema_fraction), dropout=tuple(a.dropout))
@@ -326,6 +328,9 @@ def benchmark_command(a: argparse.Namespace) -> int:
     else:
         from ..experiments.executors import make_executor
         from ..experiments.methods import load_config_file
+        from .args import check_config_types
+        if a.config:
+            check_config_types(a.config)
         options = bench.BenchmarkOptions(
             methods=tuple(m.strip() for m in a.methods.split(",") if m.strip()),
             seeds=tuple(a.seed_list or a.seeds), epochs=a.epochs,

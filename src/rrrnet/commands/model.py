@@ -23,6 +23,7 @@ def add(sub, model_args: Callable[[argparse.ArgumentParser], None],
     model_args(build)
     add_weights_arg(build)
     build.add_argument("--out", "-o", required=True, help="model file to write (e.g. model.pt)")
+    build.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     add_run_flags(build)
     build.set_defaults(func=partial(build_command, model_config=model_config))
 
@@ -43,6 +44,8 @@ def info_command(a: argparse.Namespace, model_config) -> int:
 
 def build_command(a: argparse.Namespace, model_config) -> int:
     from ..model import build, save
+    from ..rundir import check_output
+    check_output(a.out, overwrite=a.overwrite)   # never a run's model.pt, nor a file silently
     model = build(model_config(a), progress=not a.quiet)
     path, plan = save(model, a.out), model.plan
     print(f"saved {path}: {plan.branches} branches of widths {list(plan.branch_planes)} "

@@ -30,6 +30,8 @@ import torch.utils.data
 from PIL import Image, ImageOps
 
 from ..errors import DataError
+from ..io import missing
+from .identity import Identity, identify, outside, related
 from .cache import ImageCache, file_hashes
 from .meta_album import IMAGES_DIR, INFO_FILE, LABELS_FILE, to_rgb_image
 
@@ -140,7 +142,7 @@ def decode_rgb(path: str | Path) -> Image.Image:
     """Open, fully decode and convert one image to RGB; DataError naming the file if it fails."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"image file {path} does not exist; restore it, remove it from the dataset, "
+        raise DataError(f"{missing(path, 'image file')}; restore it, remove it from the dataset, "
                         f"or skip bad images (--skip-bad-images)")
     try:
         with Image.open(path) as image:
@@ -245,7 +247,7 @@ def load_meta_album(root: str | Path, skip_bad_images: bool = False,
     labels_csv = root / LABELS_FILE
     if not labels_csv.is_file():
         raise DataError(
-            f"{labels_csv} not found: a Meta-Album dataset folder needs labels.csv "
+            f"{missing(labels_csv, 'the labels file')}: a Meta-Album dataset folder needs labels.csv "
             f"(columns FILE_NAME,CATEGORY,SUPER_CATEGORY), info.json and images/"
         )
     header, rows = _read_labels_csv(labels_csv)
@@ -276,6 +278,10 @@ def _read_labels_csv(labels_csv: Path) -> tuple[list[str], list[tuple[int, dict]
     if not header:
         raise DataError(f"{labels_csv} is empty; it needs a header line (FILE_NAME,CATEGORY,SUPER_CATEGORY) "
                         f"and one line per image")
+    repeated = sorted(name for name, n in Counter(header).items() if n > 1)
+    if repeated:   # csv.DictReader would silently keep the last of them
+        raise DataError(f"{labels_csv}: the header names column {', '.join(repeated)} more than "
+                        f"once; keep one column of each name")
     if not rows:
         raise DataError(f"{labels_csv} has a header but no images (zero classes); add one line per image")
     return list(header), rows
@@ -331,6 +337,9 @@ def _files_and_categories(labels_csv: Path, rows: list[tuple[int, dict]], image_
         for column, value in ((image_column, file), (category_column, category)):
             if not value.strip():
                 raise DataError(f"{labels_csv} line {line}: empty {column}; fill it in or delete the line")
+            if "\0" in value:
+                raise DataError(f"{labels_csv} line {line}: {column} holds a NUL byte ({value!r}); "
+                                f"no file name can contain one")
         path = images_folder / file
         real = Path(os.path.realpath(path))
         if not allow_outside_files and not real.is_relative_to(root):
@@ -352,8 +361,11 @@ def _files_and_categories(labels_csv: Path, rows: list[tuple[int, dict]], image_
 # ImageFolder
 # --------------------------------------------------------------------------------------------
 
-def load_image_folder(root: str | Path, skip_bad_images: bool = False) -> LabelledImages:
-    """One sub-folder per class (sorted by name), image files found by extension."""
+def load_image_folder(root: str | Path, skip_bad_images: bool = False,
+                      allow_outside_files: bool = False) -> LabelledImages:
+    """One sub-folder per class (sorted by name), image files found by extension. A symbolic
+    link to an image outside ``root`` is refused unless ``allow_outside_files``; one image
+    under two names (links) is refused, as in labels.csv (:func:`_check_identities`)."""
     root = _existing_folder(root)
     class_folders = _class_folders(root)
     if not class_folders:
@@ -370,6 +382,13 @@ def load_image_folder(root: str | Path, skip_bad_images: bool = False) -> Labell
         if not images:
             raise DataError(f"class folder {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); "
                             f"add images or remove the folder")
+        if not allow_outside_files:
+            root_real = Path(os.path.realpath(root))
+            for image in images:
+                if outside(image, root_real):
+                    raise DataError(f"{image} is a symbolic link to {os.path.realpath(image)}, "
+                                    f"outside the dataset folder {root}; copy the image in, or "
+                                    f"pass --allow-outside-files if that is intended")
         paths += images
         categories += [folder.name] * len(images)
     return _build(root, root.name, paths, categories, class_order=[f.name for f in class_folders],
@@ -404,7 +423,7 @@ def load_dataset(root: str | Path, skip_bad_images: bool = False,
     if looks_like_meta_album:
         return load_meta_album(root, skip_bad_images)  # raises its "labels.csv not found" error
     if any(_image_files(folder) for folder in folders):
-        return load_image_folder(root, skip_bad_images)
+        return load_image_folder(root, skip_bad_images, allow_outside_files)
     raise DataError(
         f"{root} is neither a Meta-Album dataset (labels.csv + info.json + images/) nor an ImageFolder "
         f"(one sub-folder of images per class); arrange the files in one of these layouts"
@@ -417,15 +436,19 @@ def load_dataset(root: str | Path, skip_bad_images: bool = False,
 
 def _existing_folder(root: str | Path) -> Path:
     root = Path(root)
+    if "\0" in str(root):
+        raise DataError(f"dataset folder {str(root)!r} holds a NUL byte; no path can contain one")
     if not root.is_dir():
-        raise DataError(f"dataset folder {root} does not exist (or is not a folder); check the path")
+        raise DataError(f"{missing(root, 'dataset folder', 'a folder')}; check the path")
     return root
 
 
 def _build(root: Path, name: str, paths: Sequence[Path], categories: Sequence[str],
            class_order: Sequence[str], skip_bad_images: bool) -> LabelledImages:
-    """Check every image, drop the bad ones if asked, and number the classes in ``class_order``."""
+    """Check every image, drop the bad ones if asked, refuse one image listed twice, and number
+    the classes in ``class_order``."""
     good = _readable(paths, skip_bad_images)
+    _check_identities(root, [paths[i] for i in good], [categories[i] for i in good])
     kept_categories = {categories[i] for i in good}
     dropped_classes = [c for c in class_order if c not in kept_categories]
     if dropped_classes:
@@ -438,6 +461,39 @@ def _build(root: Path, name: str, paths: Sequence[Path], categories: Sequence[st
     return LabelledImages(root=root, paths=tuple(paths[i] for i in good),
                           labels=tuple(label_of[categories[i]] for i in good),
                           classes=tuple(classes), name=name)
+
+
+def _check_identities(root: Path, paths: Sequence[Path], categories: Sequence[str]) -> None:
+    """One identity rule for every layout (:mod:`rrrnet.data.identity`: resolved path, inode,
+    SHA-256). Two names of one file (a symbolic or a hard link) are an error naming both: one
+    image could land in both train and test. Copies (the same bytes in two files) are named in
+    a warning and kept: the authors' micro split of a Meta-Album dataset includes them, and
+    runs trained on them are evaluated on the same images (``rrrnet fit`` leaves copies out,
+    and lists them in skipped.csv)."""
+    seen: dict[tuple, tuple[Identity, str]] = {}
+    copies = []
+    for path, category in zip(paths, categories):
+        try:
+            ident = identify(path)
+        except OSError as error:
+            raise DataError(f"cannot read {path} ({error.strerror}); check its permissions") from None
+        for key in (("real", ident.real), ("inode", ident.inode), ("sha", ident.sha256)):
+            if key in seen:
+                first, first_category = seen[key]
+                how = related(first, ident)
+                if key[0] != "sha":
+                    raise DataError(f"{root}: {path} (class {category!r}) and {first.path} (class "
+                                    f"{first_category!r}) are {how}; one image listed twice could "
+                                    f"land in both train and test: keep one of them")
+                copies.append(f"{path} = {first.path}")
+                break
+        else:
+            for key in (("real", ident.real), ("inode", ident.inode), ("sha", ident.sha256)):
+                seen[key] = (ident, category)
+    if copies:
+        warnings.warn(f"{root}: {len(copies)} image(s) are copies of another (the same bytes), "
+                      f"kept as listed: {'; '.join(copies[:5])}"
+                      + (f" and {len(copies) - 5} more" if len(copies) > 5 else ""), stacklevel=4)
 
 
 def _readable(paths: Sequence[Path], skip_bad_images: bool) -> list[int]:
