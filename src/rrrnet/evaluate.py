@@ -136,7 +136,7 @@ SPLITS = ("train", "val", "test", "all")
 def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, split: str = "test",
                  out: str | os.PathLike | None = None, skip_bad_images: bool = False,
                  device: str = "auto", analysis: bool = True,
-                 top: int | None = None) -> tuple[Path, dict[str, Any]]:
+                 top: int | None = None, overwrite: bool = False) -> tuple[Path, dict[str, Any]]:
     """Metrics of a finished run's model (or its int8 file) on ``split`` of ``data`` (the run's
     per-class split sizes; ``all``: every image), written to ``out`` (default:
     ``RUN/evaluate/<dataset>-<split>.json``, listed in the run's manifest).
@@ -144,11 +144,19 @@ def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, split: str = "
     With ``analysis`` (the default) the error analysis of :mod:`rrrnet.interpret` goes beside
     it, into :func:`analysis_dir` (``RUN/evaluate/<dataset>/`` for the test split): confusion
     matrix, per-class results, the ``top`` most confidently wrong images, reliability diagram.
-    The metrics then also hold ``balanced_error`` and ``analysis`` (that folder)."""
+    The metrics then also hold ``balanced_error`` and ``analysis`` (that folder).
+
+    An ``out`` that exists is replaced only with ``overwrite``; one that is a file the command
+    reads (the run's own files, the dataset's) is refused, before anything is computed."""
     from .interpret import TOP_LOSSES, interpret_logits, write_files
-    from .io import write_json
+    from .io import make_folder, write_json
     from .metrics import run_logits
-    from .rundir import record
+    from .rundir import check_output, no_link, record
+    if out:
+        # the dataset, and an int8 file standing for its run, are read (a run folder's own
+        # files are protected by name: evaluate/ inside it is where results go)
+        reads = [data] + ([run] if Path(run).is_file() else [])
+        out = check_output(out, inputs=reads, overwrite=overwrite)
     logits, labels, images, run = run_logits(run, data, split, skip_bad_images, device)
     metrics = ensemble_metrics(logits, labels)
     metrics.update(dataset=str(data), split=split)
@@ -159,10 +167,10 @@ def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, split: str = "
                                   [str(p) for p in images.paths],
                                   TOP_LOSSES if top is None else top,
                                   {"run": str(run.path), "dataset": str(data), "split": split})
-        folder = analysis_dir(run, data, split)
+        folder = no_link(analysis_dir(run, data, split))   # never written through a link
         written = write_files(interp, folder, title=f"{run.path.name}, {Path(data).name} {split}")
         metrics.update(balanced_error=interp.balanced_error, analysis=str(folder))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, "folder of --out", links=out is not None)  # checked: check_output
     write_json(path, metrics)
     if not run.is_quantized:
         names = [p.relative_to(run.path).as_posix() for p in written]
