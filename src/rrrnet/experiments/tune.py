@@ -60,7 +60,9 @@ def validation_spec(root: str | os.PathLike, train: int = HELD_OUT_TRAIN, val: i
     if train < 1 or val < 1:
         raise ConfigError(f"tuning needs at least 1 training and 1 validation image per class, "
                           f"got --train {train} --val {val}")
-    return DataSpec(root=str(root), train=train, val=0, test=val, skip_bad_images=skip_bad_images)
+    # the per-class sizes on any layout, with the images tuning always used (duplicates kept)
+    return DataSpec(root=str(root), train=train, val=0, test=val, skip_bad_images=skip_bad_images,
+                    split="micro", keep_duplicates=True)
 
 
 # ---------------------------------------------------------------------------------------------
