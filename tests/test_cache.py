@@ -246,7 +246,11 @@ def test_the_cache_folder_default_options_and_bad_ones(data, tmp_path, monkeypat
     blocker.write_text("")
     with pytest.raises(DataError, match="cannot make the image cache folder"):
         ImageDataset(data, size=SIZE, cache="memmap", cache_folder=blocker / "sub")
-    # "auto" above the threshold falls back to memory, with a warning, when it cannot write.
+    # "auto" above the threshold falls back to memory, with a warning, when it cannot write;
+    # an unreadable image is its own error, not a reason to fall back.
     monkeypatch.setenv("RRRNET_CACHE", str(blocker / "sub"))
     with pytest.warns(UserWarning, match="keeping the decoded images in memory"):
         assert ImageDataset(data, size=SIZE).cache_mode == "ram"
+    data.paths[2].unlink()
+    with pytest.raises(DataError, match=f"cannot read image file {data.paths[2]}"):
+        ImageDataset(data, size=SIZE)

@@ -224,7 +224,8 @@ class ImageCache:
 
     @staticmethod
     def _remove(folder: Path) -> None:
-        """Rename ``folder`` aside, then delete it: a process still mapping its files keeps them."""
+        """Rename ``folder`` aside, then delete it: a process that has its files open keeps
+        them."""
         aside = folder.parent / f".{folder.name}.{uuid.uuid4().hex}.old"
         try:
             os.rename(folder, aside)

@@ -624,20 +624,21 @@ class ImageDataset(torch.utils.data.Dataset):
             large = len(images) * size * size * 3 > MEMMAP_ABOVE_BYTES
             mode = "memmap" if cache_folder is not None or large else "ram"
             if mode == "memmap" and cache_folder is None:
+                hashes = file_hashes(images.paths)  # an unreadable image is its own error
                 try:
-                    self.shared_cache = self._shared(None)
-                except DataError as error:
+                    self.shared_cache = self._shared(hashes, None)
+                except DataError as error:  # the default cache folder cannot be written
                     warnings.warn(f"{error}; keeping the decoded images in memory instead (one "
                                   f"copy per DataLoader worker)", stacklevel=2)
                     mode = "ram"
         if mode == "memmap" and self.shared_cache is None:
-            self.shared_cache = self._shared(cache_folder)
+            self.shared_cache = self._shared(file_hashes(images.paths), cache_folder)
         self.cache_mode = mode
         self._cached: list[np.ndarray | None] = [None] * len(images) if mode == "ram" else []
 
-    def _shared(self, folder: str | Path | None) -> ImageCache:
-        return ImageCache(file_hashes(self.images.paths), self.size, self.resize, DECODER,
-                          folder=folder, dataset_root=self.images.root)
+    def _shared(self, hashes: list[str], folder: str | Path | None) -> ImageCache:
+        return ImageCache(hashes, self.size, self.resize, DECODER, folder=folder,
+                          dataset_root=self.images.root)
 
     def __len__(self) -> int:
         return len(self.images)
