@@ -114,8 +114,8 @@ def top_losses_figure(interp: Any, columns: int = 4, thumbnails: bool = True):
         return fig
     columns = min(columns, len(rows))
     lines = math.ceil(len(rows) / columns)
-    fig, axes = plt.subplots(lines, columns, figsize=(2.7 * columns, 3.25 * lines), dpi=DPI,
-                             squeeze=False)
+    fig, axes = plt.subplots(lines, columns, figsize=(2.7 * columns, 3.3 * lines), dpi=DPI,
+                             squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, row in zip(axes.flat, rows):
@@ -132,7 +132,6 @@ def top_losses_figure(interp: Any, columns: int = 4, thumbnails: bool = True):
         ax.set_title(f"#{row['rank']} {name}\n{caption}", fontsize=8, loc="left")
     fig.suptitle(f"most confidently wrong: {len(rows)} of {int((interp.predicted != interp.labels).sum())} "
                  f"misclassified images", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (3.25 * lines)))
     return fig
 
 
@@ -147,9 +146,10 @@ def reliability_figure(interp: Any, title: str = ""):
            width=[b["high"] - b["low"] for b in filled], edgecolor="black", alpha=0.75,
            label="accuracy")
     ax.bar([(b["low"] + b["high"]) / 2 for b in filled],
-           [b["confidence"] - b["accuracy"] for b in filled],
-           bottom=[b["accuracy"] for b in filled], width=[b["high"] - b["low"] for b in filled],
-           color="tab:red", alpha=0.3, edgecolor="tab:red", label="gap to confidence")
+           [abs(b["confidence"] - b["accuracy"]) for b in filled],
+           bottom=[min(b["accuracy"], b["confidence"]) for b in filled],
+           width=[b["high"] - b["low"] for b in filled], fill=False, hatch="//",
+           edgecolor="tab:red", linewidth=0.8, label="gap to mean confidence")
     ax.plot([0, 1], [0, 1], color="grey", ls="--", label="perfect calibration")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)

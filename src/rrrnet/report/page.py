@@ -371,7 +371,7 @@ def run_page(run, out: str | os.PathLike | None = None, evaluate: bool = True) -
     counts, how = split_counts(run)
     if counts:
         totals = {"class": "all classes", **{p: sum((r.get(p) or 0) for r in counts)
-                                             for p in ("train", "val", "test")}}
+                                             for p in ("train", "val", "test", "total")}}
         body.append(table(counts + [totals], ["class", "train", "val", "test",
                                               *(["total"] if "total" in counts[0] else [])],
                           left=("class",), scroll=True))
@@ -384,10 +384,17 @@ def run_page(run, out: str | os.PathLike | None = None, evaluate: bool = True) -
             key = str(row.get("reason", "")).split(" (")[0]
             reasons[key] = reasons.get(key, 0) + 1
         body.append(f"<h3>Files left out: {len(skipped)}</h3>")
-        body.append(table([{"reason": k, "files": v} for k, v in sorted(reasons.items())],
-                          left=("reason",)))
-        body.append(table(skipped[:100], ["file", "reason"], left=("file", "reason"),
-                          scroll=True))
+        if skipped:
+            body.append(table([{"reason": k, "files": v} for k, v in sorted(reasons.items())],
+                              left=("reason",)))
+            body.append(table(skipped[:100], ["file", "reason"], left=("file", "reason"),
+                              scroll=True))
+            if len(skipped) > 100:
+                body.append(f'<p class="note">The first 100 of {len(skipped)}: every one is in '
+                            f'{esc(skipped_csv)}.</p>')
+        else:
+            body.append('<p class="note">Every file of the dataset was used (skipped.csv is '
+                        'empty).</p>')
     else:
         body.append('<p class="note">No skipped.csv in the run folder: no account of files '
                     'left out was written.</p>')
