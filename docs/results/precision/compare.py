@@ -1,7 +1,7 @@
 """bf16 against fp32 for E: each finished bf16 cell here beside the benchmark of record's fp32
 cell of the same (dataset, seed), the paired differences, their mean with a 95% t-interval,
 and the step times of benchmarks/results/step_time*.json. Writes precision.csv and
-summary.md here.
+precision.md here.
 
     python docs/results/precision/compare.py
 """
@@ -48,7 +48,7 @@ def main() -> None:
         lines.append(f"\n{t['model']} (`{t['command']}`): " + ", ".join(
             f"{k} {v['median_ms']:.0f} ms/step" for k, v in p.items())
             + (f"; bf16 {p['bf16']['speedup_vs_fp32']:.2f}x faster" if "bf16" in p else ""))
-    (HERE / "summary.md").write_text("\n".join(lines) + "\n")
+    (HERE / "precision.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
