@@ -56,3 +56,6 @@ def test_demo_writes_a_side_by_side_report(tmp_path, monkeypatch):
     report = (out / "report.md").read_text()
     assert "| E: tiny RRR-Net |" in report and "weights: none" in report
     assert (out / "comparison.png").stat().st_size > 10_000
+    pages = demo.write_pages(rows, latency_runs=3)   # what `rrrnet demo` ends with
+    assert [p.name for p in pages] == ["report.html", "MODEL_CARD.md"] * 2
+    assert all(p.stat().st_size > 1000 for p in pages)

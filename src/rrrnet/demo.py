@@ -108,6 +108,17 @@ def run_demo(out: str | os.PathLike = "rrrnet-demo", budget: DemoBudget = DemoBu
     return rows
 
 
+def write_pages(rows: list[dict[str, Any]], latency_runs: int = 30) -> list[Path]:
+    """Each demo run's report page (``RUN/report.html``) and model card (``RUN/MODEL_CARD.md``),
+    as ``rrrnet report RUN`` and ``rrrnet card RUN`` write them."""
+    from .card import write_card
+    from .report.page import report
+    written = []
+    for row in rows:
+        written += [report(row["run"]), write_card(row["run"], latency_runs=latency_runs)]
+    return written
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
     head = "| method | test error | params | MACs | CPU ms/image (batch 1, 2 threads) | train s | epochs |"
     lines = [head, "|---|---|---|---|---|---|---|"]

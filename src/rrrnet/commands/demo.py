@@ -21,9 +21,12 @@ def add(sub) -> None:
 
 
 def demo_command(a: argparse.Namespace) -> int:
-    from ..demo import budget_for, format_rows, run_demo
+    from ..demo import budget_for, format_rows, run_demo, write_pages
     rows = run_demo(a.out, budget_for(a.quick, a.epochs), weights=a.weights, seed=a.seed,
                     resume=a.resume, overwrite=a.overwrite, progress=not a.quiet)
     print("\n" + format_rows(rows))
     print(f"\nweights: {rows[0]['weights']}; report, CSV, JSON and plot in {a.out}/")
+    pages = write_pages(rows)
+    print("report pages and model cards (open the .html in any browser):")
+    print("\n".join(f"  {path}" for path in pages))
     return 0
