@@ -178,8 +178,8 @@ def interpret(run: str | os.PathLike, data: str | os.PathLike, split: str = "tes
               top: int = TOP_LOSSES, skip_bad_images: bool = False,
               device: str = "auto") -> Interpretation:
     """The interpretation of a finished run's model (or its int8 file) on ``split`` of ``data``
-    (the run's per-class split; ``all``: every image). Nothing is written: see
-    :func:`write_files`, or ``rrrnet evaluate``."""
+    (the run's parts, :meth:`rrrnet.run.Run.split`; ``all``: every image). Nothing is
+    written: see :func:`write_files`, or ``rrrnet evaluate``."""
     from .metrics import run_logits
     logits, labels, images, run_ = run_logits(run, data, split, skip_bad_images, device)
     return interpret_logits(logits, labels, run_.classes or list(images.classes),

@@ -62,26 +62,31 @@ SPLITS = ("train", "val", "test", "all")
 def run_logits(run: Any, data: Any, split: str = "test", skip_bad_images: bool = False,
                device: Any = "auto", batch_size: int = 64):
     """A finished run's branch logits ``[b, N, classes]`` and labels on ``split`` of dataset
-    ``data`` (the run's per-class split; ``all``: every image), its images read as the run was
-    trained (:attr:`rrrnet.run.Run.preprocessing`). Returns ``(logits, labels, images, run)``,
+    ``data`` (the run's own parts, :meth:`rrrnet.run.Run.split`: on the dataset it was trained
+    on, exactly the images of its ``split.csv``; ``all``: every image,
+    :meth:`rrrnet.run.Run.images`), its images read as the run was trained
+    (:attr:`rrrnet.run.Run.preprocessing`). Returns ``(logits, labels, images, run)``,
     ``images`` the :class:`~rrrnet.data.LabelledImages` scored, in order."""
     from torch.utils.data import DataLoader
 
-    from .data import EvalImages, ImageDataset, load_dataset
+    from .data import EvalImages, ImageDataset
     from .errors import RunError
     from .io import resolve_device
     from .run import Run
     run = Run(run).require_finished()
     if split not in SPLITS:
         raise RunError(f"--split must be train, val, test or all, got {split!r}")
-    if split == "val" and not run.data.get("val"):
+    if split == "val" and "layout" not in run.data and run.data and not run.data.get("val"):
         raise RunError(f"{run.path} was trained without a validation split (fit --val N makes "
                        f"one); evaluate --split test, train or all")
     if split != "all" and not run.data:
         raise RunError(f"{run.config_path} records no data split; use --split all")
-    dataset = load_dataset(data, skip_bad_images=skip_bad_images)
-    run.check_classes(dataset.classes, data)
-    images = dataset if split == "all" else getattr(run.split(dataset), split)
+    images = run.images(data, split, skip_bad_images)
+    if not len(images):
+        raise RunError(f"{data} has no {split} images as {run.path} splits it"
+                       + (" (the run was trained without a validation split, or this dataset "
+                          "has none)" if split == "val" else "")
+                       + "; evaluate another --split, or --split all")
     size, resize = run.image_size, run.resize
     loader = DataLoader(EvalImages(ImageDataset(images, size=size, resize=resize, cache=False),
                                    size, resize), batch_size=batch_size)

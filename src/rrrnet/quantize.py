@@ -156,7 +156,7 @@ def quantize_run(run: str | os.PathLike, out: str | os.PathLike,
                            f"images are now (the report then leaves out the test error)")
         spec = {}   # calibrated on --calibration; no test split to score (metadata: recorded)
     check_output(out, inputs=[spec["root"]] if spec else [], overwrite=overwrite)
-    split = finished.split(load_dataset(spec["root"])) if spec else None
+    split = finished.split(spec["root"]) if spec else None   # its parts (split.csv)
     cal = (ImageDataset(load_dataset(calibration), size=size) if calibration is not None
            else ImageDataset(split.train, size=size))
     from .uncertainty import read_calibration

@@ -5,6 +5,7 @@
     run.preprocessing                                        # image size, resize, normalisation
     run.metrics, run.history                                 # metrics.json, history.csv
     run.model                                                # model.pt, loaded once
+    run.split("data/flowers").test                           # its parts (split.csv), images
     run.evaluate_dir, run.uncertainty_dir, run.export_dir    # what later commands write
 
 Everything that opens a run (evaluate, predict, uncertainty, export, latency, quantize, the demo
@@ -116,8 +117,10 @@ class Run:
 
     @property
     def data(self) -> dict[str, Any]:
-        """The dataset and per-class split sizes (``root``, ``train``, ``val``, ``test`` ...);
-        empty when the run records none."""
+        """The run's data options (``root``, ``layout``, ``split``, ``labels``, the micro
+        split's ``train``, ``val``, ``test`` per class ...: :class:`rrrnet.recipe.DataSpec`'s
+        fields; a run from before the data options has no ``layout``); empty when the run
+        records none."""
         return dict(self.config.get("data") or {})
 
     @functools.cached_property
@@ -167,11 +170,125 @@ class Run:
         if predicted is not None and predicted != len(classes):
             raise RunError(f"{where} has {len(classes)} classes, the model predicts {predicted}")
 
-    def split(self, dataset):
-        """The run's per-class split (:func:`rrrnet.data.micro_split`) of ``dataset``."""
+    # -- the run's images ---------------------------------------------------------------------
+
+    @property
+    def split_path(self) -> Path:
+        """``split.csv``: every image the run used, with its part (runs since issue 23)."""
+        return self.path / "split.csv"
+
+    def split(self, data, skip_bad_images: bool = False):
+        """The run's train / val / test parts (a :class:`rrrnet.data.Split`) of ``data``: a
+        dataset folder, a labels CSV, or :class:`~rrrnet.data.LabelledImages` loaded from one.
+
+        * ``data`` is the dataset the run was trained on (the same folder or labels CSV once
+          paths are resolved; a relative path the run recorded is taken from the current
+          folder) and the run has ``split.csv``: exactly the images listed there, in their
+          parts (a listed file that is gone is a DataError).
+        * A run from before the data options (its ``config.json`` records no ``layout``): the
+          per-class micro split of ``data`` (:func:`rrrnet.data.micro_split`), as always.
+        * Any other folder: split as ``rrrnet fit`` would split it with the run's recorded data
+          options (:func:`rrrnet.data.load_parts`: layout, split, seed, duplicates), so a
+          ``train/ val/ test/`` folder gives its own parts and a ratio split the same
+          stratified, seeded cut; a folder that cannot be split so is a one-line DataError
+          saying what to give.
+
+        The classes found must be the run's (:meth:`check_classes`)."""
+        from .data import LabelledImages, load_dataset, read_split_file
+        from .errors import DataError
         spec = self.data
         if not spec:
             raise RunError(f"{self.config_path} records no data split")
+        folder, root, labels, trained = self._dataset_of(data)
+        if trained and self.classes and not self.is_quantized and self.split_path.is_file():
+            verify(self.split_path)
+            try:
+                return read_split_file(self.split_path, folder, self.classes)
+            except DataError as err:
+                raise DataError(f"{folder} has changed since {self.path} was trained: "
+                                f"{_reason(err)}; restore it, or evaluate --split all (every "
+                                f"image)") from None
+        if "layout" not in spec:   # a run from before the data options
+            dataset = data if isinstance(data, LabelledImages) else \
+                load_dataset(data, skip_bad_images=skip_bad_images)
+            self.check_classes(list(dataset.classes), data)
+            return self._micro_split(dataset)
+        from .data import load_parts
+        try:
+            parts = load_parts(root, layout=spec.get("layout", "auto"), split=spec.get("split"),
+                               labels=labels, seed=spec.get("split_seed", 0),
+                               micro_sizes=(spec["train"], spec["val"], spec["test"]),
+                               allow_outside_files=spec.get("allow_outside_files", False),
+                               keep_duplicates=spec.get("keep_duplicates", False))
+        except DataError as err:
+            raise DataError(f"{data} cannot be split as {self.path} was trained ("
+                            f"{_split_text(spec)}): {_reason(err)}; give the dataset the run was "
+                            f"trained on (evaluate: or --split all, every image)") from None
+        self.check_classes(list(parts.classes), data)
+        return parts
+
+    def images(self, data, split: str = "test", skip_bad_images: bool = False):
+        """The :class:`~rrrnet.data.LabelledImages` of part ``split`` (train, val or test) of
+        ``data`` (:meth:`split`), or with ``all`` every image of ``data``: Meta-Album and
+        class folders as :func:`rrrnet.data.load_dataset` reads them, ``train/ val/ test/``
+        folders and labels CSVs every usable file listed (:func:`rrrnet.data.load_parts` in
+        the run's layout, duplicates kept), in part order."""
+        if split != "all":
+            return getattr(self.split(data, skip_bad_images), split)
+        from .data import LabelledImages, detect_layout, load_dataset, load_parts
+        spec = self.data
+        if isinstance(data, LabelledImages):
+            images = data
+        elif "layout" not in spec:   # no data options recorded: as always
+            images = load_dataset(data, skip_bad_images=skip_bad_images)
+        else:
+            folder, root, labels, _ = self._dataset_of(data)
+            outside = spec.get("allow_outside_files", False)
+            layout = spec["layout"] if spec["layout"] != "auto" else \
+                detect_layout(folder, None if labels is None else Path(labels))
+            if layout in ("meta-album", "class-folders"):
+                images = load_dataset(folder, skip_bad_images=skip_bad_images,
+                                      allow_outside_files=outside)
+            else:
+                parts = load_parts(root, layout=layout, labels=labels, keep_duplicates=True,
+                                   allow_outside_files=outside)
+                every = [parts.train, parts.val, parts.test]
+                images = LabelledImages(root=parts.root,
+                                        paths=tuple(p for part in every for p in part.paths),
+                                        labels=tuple(y for part in every for y in part.labels),
+                                        classes=tuple(parts.classes), name=parts.train.name)
+        self.check_classes(list(images.classes), data)
+        return images
+
+    def _dataset_of(self, data) -> tuple[Path, Any, Any, bool]:
+        """(dataset folder, ``root`` and ``labels`` for :func:`rrrnet.data.load_parts`, whether
+        it is the dataset the run was trained on) of ``data``: a folder, a labels CSV, or
+        images loaded from a folder."""
+        from .data import LabelledImages
+        given = Path(data.root if isinstance(data, LabelledImages) else data)
+        spec = self.data
+        root, labels = spec.get("root"), spec.get("labels")
+        if labels is None and root is not None and Path(root).suffix.lower() == ".csv":
+            root, labels = None, root   # a labels CSV given as the dataset
+        trained_folder = root if root is not None else \
+            (str(Path(labels).parent) if labels is not None else None)
+
+        def same(a, b) -> bool:
+            return b is not None and os.path.realpath(a) == os.path.realpath(b)
+
+        if given.suffix.lower() == ".csv" and not given.is_dir():   # a labels CSV
+            trained = same(given, labels) if labels is not None else (
+                given.name == "labels.csv" and same(given.parent, trained_folder))
+            if trained:
+                return Path(trained_folder), root, labels, True
+            return given.parent, None, given, False
+        if same(given, trained_folder):
+            return given, given, labels, True
+        return given, given, None, False
+
+    def _micro_split(self, dataset):
+        """The per-class micro split of a run from before the data options."""
+        spec = self.data
         from .data import micro_split
         from .errors import DataError
         try:
@@ -208,3 +325,22 @@ class Run:
     def export_dir(self) -> Path:
         """``export/``: ``rrrnet export``'s TorchScript and ONNX files."""
         return self._beside("export")
+
+
+def _reason(err: Exception) -> str:
+    """A DataError's problem without its closing advice (``...; do this``), which is the
+    advice of the command that raised it."""
+    text = str(err)
+    return text.rpartition("; ")[0] or text
+
+
+def _split_text(spec: dict[str, Any]) -> str:
+    """How a run's recorded data options split a dataset, in a few words."""
+    split = spec.get("split")
+    if split == "micro":
+        how = f"micro split {spec['train']}/{spec['val']}/{spec['test']} per class"
+    elif split:
+        how = f"ratio split {'/'.join(f'{r:g}' for r in split)}, seed {spec.get('split_seed', 0)}"
+    else:
+        how = "the layout's own split"
+    return f"layout {spec.get('layout', 'auto')}, {how}"

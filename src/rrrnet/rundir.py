@@ -63,8 +63,10 @@ from .checks import text as checked_text
 from .errors import ConfigError, RunError
 from .io import atomic_write, read_csv, read_json, stage, write_csv, write_error, write_json
 
+# What a run writes (split.csv and skipped.csv: every image used, every file left out): their
+# presence makes a folder a run's to claim (--resume, --overwrite), never a fresh --out.
 RUN_FILES = ("config.json", "history.csv", "checkpoint.pt", "stump.pt", "model.pt", "metrics.json",
-             "manifest.json")
+             "manifest.json", "split.csv", "skipped.csv")
 CHECKPOINT_FORMAT = "rrrnet-checkpoint/1"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "rrrnet-manifest/1"
@@ -74,7 +76,7 @@ MARKER_FORMAT = "rrrnet-run/1"
 ASIDE = ".rrrnet-replaced-"
 # Everything a run and the commands reading it write into its folder: what --overwrite sets
 # aside (files the user put there stay where they are).
-RUN_OUTPUTS = (*RUN_FILES, MARKER, "split.csv", "skipped.csv")
+RUN_OUTPUTS = (*RUN_FILES, MARKER)
 RUN_FOLDERS = ("evaluate", "uncertainty", "export", "logs")
 
 

@@ -355,9 +355,10 @@ def uncertainty_run(run: str | os.PathLike, data: str | os.PathLike,
         raise RunError(f"--mc-samples must be 0 (the branches) or more, got {mc_samples}")
     if not run.data:
         raise RunError(f"{run.config_path} records no data split")
-    dataset = load_dataset(data, skip_bad_images=skip_bad_images)
-    run.check_classes(dataset.classes, data)
-    parts = run.split(dataset)
+    parts = run.split(data, skip_bad_images)   # on its own dataset, the parts of split.csv
+    if not len(getattr(parts, split)):
+        raise RunError(f"{data} has no {split} images as {run.path} splits it; give another "
+                       f"--split")
     model, size = run.model, run.image_size
     if mc_samples and not any(isinstance(m, torch.nn.Dropout) for m in model.modules()):
         raise RunError(f"{run.path} has no dropout layers: --mc-samples needs a dropout model "

@@ -8,9 +8,10 @@ import json
 def add(sub) -> None:
     ev = sub.add_parser("evaluate", help="metrics of a trained run on a dataset")
     ev.add_argument("run", help="run folder written by rrrnet fit")
-    ev.add_argument("data", help="dataset folder")
+    ev.add_argument("data", help="dataset folder (or labels CSV)")
     ev.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
-                    help="which part of the run's per-class split (all: every image)")
+                    help="which part of the run's split: on its own dataset, the images its "
+                         "split.csv lists (all: every image)")
     ev.add_argument("--out", help="metrics file (default: RUN/evaluate/<dataset>-<split>.json)")
     ev.add_argument("--skip-bad-images", action="store_true")
     ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
