@@ -158,7 +158,7 @@ def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, split: str = "
         reads = [data] + ([run] if Path(run).is_file() else [])
         out = check_output(out, inputs=reads, overwrite=overwrite)
     logits, labels, images, run = run_logits(run, data, split, skip_bad_images, device)
-    metrics = ensemble_metrics(logits, labels)
+    metrics = ensemble_metrics(logits, labels, run.classes or list(images.classes))
     metrics.update(dataset=str(data), split=split)
     path = Path(out) if out else run.evaluate_path(data, split)
     written = []
