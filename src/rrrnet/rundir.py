@@ -61,7 +61,8 @@ import torch
 
 from .checks import text as checked_text
 from .errors import ConfigError, RunError
-from .io import atomic_write, read_csv, read_json, stage, write_csv, write_error, write_json
+from .io import (atomic_write, make_folder, read_csv, read_json, stage, write_csv, write_error,
+                 write_json)
 
 # What a run writes (split.csv and skipped.csv: every image used, every file left out): their
 # presence makes a folder a run's to claim (--resume, --overwrite), never a fresh --out.
@@ -221,16 +222,7 @@ def no_link(path: Path, what: str = "") -> Path:
 def run_subfolder(run: Path, name: str) -> Path:
     """``run/name`` (``evaluate``, ``uncertainty``, ``export``), created if needed; a
     symbolic link there is refused, so that nothing is written through it."""
-    folder = no_link(Path(run) / name)
-    try:
-        folder.mkdir(exist_ok=True)
-    except FileExistsError:
-        raise RunError(f"{folder} is a file, not a folder; move it away and run the command "
-                       f"again") from None
-    except OSError as err:
-        raise RunError(f"cannot create {folder} ({err.strerror}); give --out a place you may "
-                       f"write to") from None
-    return folder
+    return make_folder(no_link(Path(run) / name), what=f"{name} folder of the run")
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
