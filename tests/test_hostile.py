@@ -108,10 +108,10 @@ def test_overwrite_with_bad_options_from_cli_or_config_keeps_the_run(data, finis
 
 def test_the_api_meets_the_same_typed_checks(data, tmp_path):
     spec = DataSpec(str(data), train=6, test=6, split="micro")
-    for recipe, expected in ((Recipe(epochs=1.5), "epochs"), (Recipe(seed=-1), "seed"),
-                             (Recipe(batch_size=True), "batch_size")):
-        with pytest.raises(ConfigError, match=expected):
-            fit(spec, tmp_path / "run", TINY_MODEL, recipe, progress=False)
+    for bad, expected in ((dict(epochs=1.5), "epochs"), (dict(seed=-1), "seed"),
+                          (dict(batch_size=True), "batch_size"), (dict(device=5), "device")):
+        with pytest.raises(ConfigError, match=expected):   # at Recipe(...) itself, or at fit
+            fit(spec, tmp_path / "run", TINY_MODEL, Recipe(**bad), progress=False)
     with pytest.raises(ConfigError, match="train .* must be an integer"):
         fit(DataSpec(str(data), train=2.5, test=6, split="micro"), tmp_path / "run", TINY_MODEL,
             TINY_RECIPE, progress=False)

@@ -94,7 +94,7 @@ def test_history_shows_raw_and_averaged_errors(tiny_data, tmp_path):
 @pytest.mark.parametrize("lr", [float("inf"), 1e12])
 def test_divergence_stops_with_a_clear_error(tiny_data, tmp_path, lr):
     if lr == float("inf"):
-        with pytest.raises(ConfigError, match="lr must be a finite positive number"):
+        with pytest.raises(ConfigError, match=r"lr .*must be a finite"):
             Recipe(lr=lr)
         return
     recipe = Recipe(**{**TINY_RECIPE.__dict__, "lr": lr, "epochs": 3})

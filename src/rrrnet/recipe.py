@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .checks import check_fields
 from .errors import ConfigError
 from .options import DEFAULT_MAX_EPOCHS, PRECISIONS
 from .training.strategies import ensembles
@@ -82,6 +83,7 @@ class Recipe:
     distill_target: str = "branches"  # branches: each distilled alone | ensemble: their average
 
     def __post_init__(self):
+        check_fields(self)   # types first (rrrnet.checks): device=5 or epochs=1.5 are one line
         if self.branch_views not in BRANCH_VIEWS:
             raise ConfigError(f"branch_views must be shared or independent, got {self.branch_views!r}")
         if self.ensemble not in ensembles():
