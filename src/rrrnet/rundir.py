@@ -1,6 +1,5 @@
 """A run folder: its files, claiming it (refuse, overwrite, resume), checkpoints: the writing side.
-Reading a run back is :class:`rrrnet.run.Run`'s; :func:`read_run` below serves only
-:func:`rrrnet.train.fit`'s resumption of a finished run, until that moves to :class:`~rrrnet.run.Run`.
+Reading a run back, finished or not, is :class:`rrrnet.run.Run`'s.
 
 A training run (``rrrnet fit``) writes into one folder:
 
@@ -61,7 +60,7 @@ import torch
 
 from .checks import text as checked_text
 from .errors import ConfigError, RunError
-from .io import (atomic_write, make_folder, read_csv, read_json, stage, write_csv, write_error,
+from .io import (atomic_write, make_folder, read_json, stage, write_csv, write_error,
                  write_json)
 
 # What a run writes (split.csv and skipped.csv: every image used, every file left out): their
@@ -641,41 +640,3 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def write_history(path: Path, history: list[dict[str, Any]]) -> None:
     if history:
         write_csv(path, history)
-
-
-def read_history(path: Path) -> list[dict[str, Any]]:
-    return read_csv(path)
-
-
-@dataclass
-class FinishedRun:
-    """What a finished run folder holds (the model itself: :func:`rrrnet.model.load` on
-    ``model_path``)."""
-
-    path: Path
-    config: dict[str, Any]
-    metrics: dict[str, Any]
-    model_path: Path
-
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        return read_history(self.path / "history.csv")
-
-
-def read_run(run: str | os.PathLike) -> FinishedRun:
-    """Check that ``run`` is a finished run folder and read its configuration and metrics
-    (train.fit's; every other reader uses :class:`rrrnet.run.Run`)."""
-    run = Path(run)
-    if not run.is_dir():
-        raise RunError(f"{run} is not a run folder (no such folder)")
-    if not no_link(run / "model.pt").is_file():
-        hint = (" (training did not finish: rrrnet fit ... --resume)"
-                if (run / "checkpoint.pt").exists() else "")
-        raise RunError(f"{run} holds no trained model (model.pt){hint}")
-    config = read_config(run)
-    metrics_path = run / "metrics.json"
-    for path in (run / "model.pt", metrics_path):
-        if path.exists():
-            verify(path)
-    metrics = read_json(metrics_path, "the run's metrics") if metrics_path.exists() else {}
-    return FinishedRun(run, config, metrics, run / "model.pt")

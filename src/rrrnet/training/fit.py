@@ -23,13 +23,14 @@ from ..data.parts import SKIPPED_FILE, SPLIT_FILE
 from ..errors import DataError, RunError
 from ..evaluate import evaluate_split
 from ..io import resolve_device
-from ..model import ModelConfig, blank, build, load
+from ..model import ModelConfig, blank, build
 from ..model import writer as model_writer
 from ..recipe import BEFORE_OPTION, DATA_BEFORE_OPTION, HISTORY_ONLY, RENAMED, DataSpec, Recipe
 from ..recycle import BranchedResNet
+from ..run import Run
 from ..checks import check_fields
 from ..rundir import (Comparison, checkpoint_file, csv_file, finish_run, json_file, load_checkpoint,
-                      locked, prepare_run, read_config, read_run, record, start_run, write_files)
+                      locked, prepare_run, read_config, record, start_run, write_files)
 from . import strategies
 from .callbacks import loggers
 from .events import Callback, TrainState
@@ -170,8 +171,8 @@ def _fit_locked(out: Path, split: Split, data: DataSpec, model_config: ModelConf
     main = world is None or world.rank == 0
     resuming = _prepared(out, config, resume, overwrite, world)
     if resuming and (out / "metrics.json").exists():
-        finished = read_run(out)
-        return FitResult(load(finished.model_path), finished.metrics, finished.history, out)
+        finished = Run(out).require_finished()   # the one reader of run folders
+        return FitResult(finished.model, finished.metrics, finished.history, out)
     torch.manual_seed(recipe.seed)
     checkpoint = None
     if resuming:
