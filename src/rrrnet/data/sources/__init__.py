@@ -57,6 +57,8 @@ def convert(name: str, out: str | Path | None, per_class: int = 40, seed: int = 
         raise ConfigError(f"unknown converter {name!r}; choose one of {', '.join(CONVERTERS)}")
     if out is None:
         raise ConfigError(f"give the folder to write: rrrnet data {name} OUT")
+    from ..meta_album import check_per_class
+    per_class = check_per_class(per_class)  # before a converter asks for its optional package
     return CONVERTERS[name][0](out, per_class=per_class, seed=seed, source=source,
                                overwrite=overwrite)
 
