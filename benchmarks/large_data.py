@@ -43,12 +43,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+
+from tree_memory import TreeSampler  # benchmarks/ is the script's folder, on sys.path
 
 CLASSES = 10
 SIZE = 128
@@ -93,79 +94,6 @@ def make_images(data: Path, images: int, processes: int = 2) -> float:
                 if done % 10 == 0:
                     print(f"  {min(done * 500, len(todo))}/{len(todo)}", flush=True)
     return time.perf_counter() - started
-
-
-# ---- memory of a process tree -------------------------------------------------------------
-
-def _tree(root: int) -> list[int]:
-    """``root`` and its descendants, from the parent ids in /proc/*/stat."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def _rollup(pid: int) -> dict[str, int]:
-    """Rss, Pss, Pss_Anon, Pss_File of one process, in kB ({} when it has gone)."""
-    out = {}
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as handle:
-            for line in handle:
-                name, _, rest = line.partition(":")
-                if name in ("Rss", "Pss", "Pss_Anon", "Pss_File", "Pss_Shmem"):
-                    out[name] = int(rest.split()[0])
-    except (OSError, ValueError):
-        return {}
-    return out
-
-
-class TreeSampler(threading.Thread):
-    """Samples a process tree's summed memory every ``every`` seconds until stopped."""
-
-    def __init__(self, root: int, every: float = 0.5):
-        super().__init__(daemon=True)
-        self.root, self.every, self.samples = root, every, []
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        started = time.perf_counter()
-        while not self.halt.is_set():
-            pids = _tree(self.root)
-            rollups = [r for r in map(_rollup, pids) if r]
-            if rollups:
-                total = {k: sum(r.get(k, 0) for r in rollups)
-                         for k in ("Rss", "Pss", "Pss_Anon", "Pss_File")}
-                self.samples.append({"t": round(time.perf_counter() - started, 2),
-                                     "processes": len(rollups), **total})
-            self.halt.wait(self.every)
-
-    def peaks(self) -> dict:
-        gib = 1024 ** 2  # kB per GiB
-
-        def peak(key):
-            best = max(self.samples, key=lambda s: s[key])
-            return round(best[key] / gib, 3), best
-
-        pss, at_pss = peak("Pss")
-        rss, _ = peak("Rss")
-        return {"peak_pss_gib": pss, "peak_rss_gib": rss,
-                "at_peak_pss": {"anon_gib": round(at_pss["Pss_Anon"] / gib, 3),
-                                "file_gib": round(at_pss["Pss_File"] / gib, 3),
-                                "processes": at_pss["processes"], "t_s": at_pss["t"]},
-                "peak_processes": max(s["processes"] for s in self.samples),
-                "samples": len(self.samples)}
 
 
 def _resident(path: Path) -> int | None:
