@@ -469,6 +469,43 @@ def test_truncated_jpeg_is_caught_by_the_real_decode(tmp_path):
     assert check.kind == "unreadable" and "truncated" in check.reason
 
 
+def test_a_broken_link_and_an_image_over_the_bomb_limit_say_so(tmp_path, monkeypatch):
+    os.symlink(tmp_path / "gone.png", tmp_path / "link.png")
+    assert check_file(tmp_path / "link.png", tmp_path).kind == "broken-link"
+    Image.new("RGB", (300, 300), (9, 9, 9)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300 * 300 // 2 - 1)  # refused above 2x
+    check = check_file(tmp_path / "big.png", tmp_path)
+    assert check.kind == "too-large" and "RRRNET_MAX_IMAGE_PIXELS" in check.reason
+    monkeypatch.setenv("RRRNET_MAX_IMAGE_PIXELS", "100000")
+    from rrrnet.data.dataset import configure_image_limits
+    configure_image_limits()
+    assert Image.MAX_IMAGE_PIXELS == 100000 and check_file(tmp_path / "big.png", tmp_path).usable
+    monkeypatch.setenv("RRRNET_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(DataError, match="RRRNET_MAX_IMAGE_PIXELS must be a positive"):
+        configure_image_limits()
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "I;16"])
+def test_an_image_larger_than_the_decoded_limit_is_shrunk_before_conversion(tmp_path, monkeypatch,
+                                                                            mode):
+    """A 600 x 300 image with a decoded limit of 100 px is reduced by 6 (box filter) before
+    the RGB conversion, so read_image sees 100 x 50 and its colours survive."""
+    import rrrnet.data.dataset as dataset
+    monkeypatch.setattr(dataset, "LARGEST_DECODED_SIDE", 100)
+    monkeypatch.setattr(dataset.shrink_large, "__defaults__", (100,))
+    left = {"RGBA": (200, 0, 0, 255), "P": 1, "I;16": 65535}[mode]
+    image = Image.new(mode, (600, 300), (0, 0, 0, 255) if mode == "RGBA" else 0)  # opaque black
+    if mode == "P":
+        image.putpalette([0, 0, 0, 200, 0, 0] + [0] * 762)
+    image.paste(left, (0, 0, 300, 300))
+    image.save(tmp_path / "wide.png")
+    decoded = decode_rgb(tmp_path / "wide.png")
+    assert decoded.size == (100, 50)
+    pixels = np.asarray(decoded)
+    assert pixels[:, :50].max(axis=(0, 1)).tolist() == ([255] * 3 if mode == "I;16" else [200, 0, 0])
+    assert pixels[:, 50:].max() == 0
+
+
 def striped(path: Path) -> Path:
     """8 wide x 4 high: 2 red columns, 4 green, 2 blue."""
     pixels = np.zeros((4, 8, 3), dtype=np.uint8)

@@ -81,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _terminate_as_interrupt()
     try:
         args = parse(argv)
+        from .data.dataset import configure_image_limits
+        configure_image_limits()
         if getattr(args, "timeout", None) is not None:
             os.environ["RRRNET_DOWNLOAD_TIMEOUT"] = str(args.timeout)  # read by weights.download
         return args.func(args)

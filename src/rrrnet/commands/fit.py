@@ -98,10 +98,11 @@ def add_recipe_args(parser: argparse.ArgumentParser, title: str = "defaults: the
     g.add_argument("--branch-views", default=d.branch_views, choices=BRANCH_VIEWS,
                    help="shared: one augmented view for all branches, stump computed once; "
                         "independent: one view per branch")
-    g.add_argument("--image-size", type=int, default=d.image_size)
+    g.add_argument("--image-size", type=int, default=d.image_size,
+                   help=f"side of the square training images in pixels (default: {d.image_size})")
     g.add_argument("--resize", default=d.resize, choices=RESIZE_MODES,
-                   help="how a non-square image becomes square: squash (keeps every pixel), "
-                        "crop (centre) or pad (white)")
+                   help=f"how a non-square image becomes square: squash (keeps every pixel), "
+                        f"crop (centre) or pad (white); default: {d.resize}")
     g.add_argument("--balance", default=d.balance, choices=BALANCES,
                    help="imbalanced classes: none, weights (a class-weighted loss: each class "
                         "weighs N / (classes x its count)) or sampler (every epoch resampled "
@@ -113,7 +114,8 @@ def add_recipe_args(parser: argparse.ArgumentParser, title: str = "defaults: the
                    help="loggers writing RUN/logs/ per epoch (loss, validation error, lr, "
                         "time), comma-separated: csv, tensorboard, mlflow (history.csv always "
                         "holds every column)")
-    g.add_argument("--num-workers", type=int, default=d.num_workers, help="data loader workers")
+    g.add_argument("--num-workers", type=int, default=d.num_workers, help="data loader worker processes (default: "
+                        f"{d.num_workers}, decoding in the training process)")
     g.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     k = parser.add_argument_group("knowledge distillation (rrrnet.training.distill)")
     k.add_argument("--distill", default=d.distill, metavar="TEACHER_RUN",

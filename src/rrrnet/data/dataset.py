@@ -138,8 +138,45 @@ def resize_square(image: Image.Image, size: int, mode: str = DEFAULT_RESIZE) -> 
     return image
 
 
+# The longest side an image keeps between decoding and the RGB conversion. A larger one (clip
+# art rendered at 13,000 px: a 170-megapixel PNG) is first shrunk by the smallest integer factor
+# that brings it under, so that the conversion's copies cost megabytes, not gigabytes; training
+# and prediction sizes are far below it.
+LARGEST_DECODED_SIDE = 4096
+# Environment variable raising Pillow's decompression-bomb limit (pixels; PIL.Image.MAX_IMAGE_PIXELS,
+# whose default of 89,478,485 refuses images above twice that).
+MAX_PIXELS_VARIABLE = "RRRNET_MAX_IMAGE_PIXELS"
+
+
+def configure_image_limits() -> None:
+    """For the command line: apply ``$RRRNET_MAX_IMAGE_PIXELS`` (if set) to Pillow's
+    decompression-bomb guard, and silence its warning for images between the limit and twice
+    it: they load (shrunk by :func:`shrink_large`); those above are listed in skipped.csv."""
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    value = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
+    if not value:
+        return
+    if not value.isdigit() or int(value) < 1:
+        raise DataError(f"${MAX_PIXELS_VARIABLE} must be a positive whole number of pixels, "
+                        f"got {value!r}")
+    Image.MAX_IMAGE_PIXELS = int(value)
+
+
+def shrink_large(image: Image.Image, largest: int = LARGEST_DECODED_SIDE) -> Image.Image:
+    """``image`` (decoded) shrunk by an integer factor when its longer side exceeds ``largest``
+    (box filter, :meth:`PIL.Image.Image.reduce`); palette, 1-bit and 16-bit images, which
+    ``reduce`` does not take, are first converted to a mode it does."""
+    longest = max(image.size)
+    if longest <= largest:
+        return image
+    if image.mode in ("P", "1") or image.mode.startswith("I;"):
+        image = to_rgb_image(image)
+    return image.reduce(-(-longest // largest))
+
+
 def decode_rgb(path: str | Path) -> Image.Image:
-    """Open, fully decode and convert one image to RGB; DataError naming the file if it fails."""
+    """Open, fully decode and convert one image to RGB (shrunk first when larger than
+    :data:`LARGEST_DECODED_SIDE`); DataError naming the file if it fails."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{missing(path, 'image file')}; restore it, remove it from the dataset, "
@@ -147,7 +184,7 @@ def decode_rgb(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()  # verify() alone misses truncated JPEGs; a full decode does not
-            return to_rgb_image(ImageOps.exif_transpose(image))
+            return to_rgb_image(ImageOps.exif_transpose(shrink_large(image)))
     except DataError:
         raise
     except Exception as error:  # PIL's decoders raise OSError, ValueError, SyntaxError, ...

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 from PIL import Image, ImageOps
 
-from .dataset import IMAGE_EXTENSIONS
+from .dataset import IMAGE_EXTENSIONS, MAX_PIXELS_VARIABLE, shrink_large
 from .meta_album import to_rgb_image
 
 # Why a file is left out: kind -> what the summary calls it.
@@ -31,6 +31,8 @@ SKIP_KINDS = {
     "not-image": "not an image",
     "empty": "empty file",
     "unreadable": "unreadable or truncated image",
+    "too-large": "image over the decompression-bomb limit",
+    "broken-link": "broken symbolic link",
     "outside": "link out of the dataset folder",
     "duplicate": "duplicate within its part",
     "copy": "copy of an image in an earlier part",
@@ -72,7 +74,7 @@ def check_file(path: Path, root_real: Path, allow_outside: bool = False) -> File
         return FileCheck(path, kind="hidden", reason=f"{SKIP_KINDS['hidden']} ({path.name})")
     real = Path(os.path.realpath(path))
     if path.is_symlink() and not real.exists():
-        return FileCheck(path, kind="unreadable", reason=f"broken symbolic link to {real}")
+        return FileCheck(path, kind="broken-link", reason=f"broken symbolic link to {real}")
     if not allow_outside and not real.is_relative_to(root_real):
         return FileCheck(path, kind="outside", reason=f"symbolic link to {real}, outside the "
                                                       f"dataset folder {root_real}; not used")
@@ -87,6 +89,9 @@ def check_file(path: Path, root_real: Path, allow_outside: bool = False) -> File
     if not data:
         return FileCheck(path, kind="empty", reason="empty file (0 bytes)")
     problem = image_problem(data)
+    if problem.startswith("DecompressionBombError"):
+        return FileCheck(path, kind="too-large", reason=f"{problem}; downscale it, or raise the "
+                                                        f"limit with ${MAX_PIXELS_VARIABLE}=PIXELS")
     if problem:
         return FileCheck(path, kind="unreadable", reason=f"unreadable or truncated image ({problem})")
     return FileCheck(path, sha256=hashlib.sha256(data).hexdigest(), real=real,
@@ -102,7 +107,7 @@ def image_problem(data: bytes) -> str:
             image.verify()
         with Image.open(io.BytesIO(data)) as image:
             image.load()
-            to_rgb_image(ImageOps.exif_transpose(image))
+            to_rgb_image(ImageOps.exif_transpose(shrink_large(image)))
     except Exception as error:  # PIL raises OSError, ValueError, SyntaxError, struct.error ...
         return f"{type(error).__name__}: {error}"
     return ""
