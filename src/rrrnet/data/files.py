@@ -90,8 +90,9 @@ def check_file(path: Path, root_real: Path, allow_outside: bool = False) -> File
         return FileCheck(path, kind="empty", reason="empty file (0 bytes)")
     problem = image_problem(data)
     if problem.startswith("DecompressionBombError"):
-        return FileCheck(path, kind="too-large", reason=f"{problem}; downscale it, or raise the "
-                                                        f"limit with ${MAX_PIXELS_VARIABLE}=PIXELS")
+        return FileCheck(path, kind="too-large",
+                         reason=f"{SKIP_KINDS['too-large']} ({problem}); downscale it, or raise "
+                                f"the limit with ${MAX_PIXELS_VARIABLE}=PIXELS")
     if problem:
         return FileCheck(path, kind="unreadable", reason=f"unreadable or truncated image ({problem})")
     return FileCheck(path, sha256=hashlib.sha256(data).hexdigest(), real=real,
