@@ -1,0 +1,93 @@
+"""The distillation study (run_distill.sh): distill.csv (dataset, method, seed, val_error,
+test_error, teacher) from the finished runs, and distill.md: the mean errors per dataset and
+arm, the paired effects with 95% t-intervals, and the answer to the issue's two questions:
+does distillation from B widen E's lead over C, and does E<-B beat E on the validation part of
+both datasets (the condition for adding it to the benchmark of record as method F)?
+
+    python docs/results/distill/compare.py [RUNS]   (default ~/rrrnet-runs/distill)
+"""
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+from scipy import stats
+
+HERE = Path(__file__).parent
+ARMS = ("B", "E", "C", "E-from-B", "E-from-B-ensemble", "C-from-B")
+
+
+def rows(root: Path) -> list[dict]:
+    found = []
+    for path in sorted(root.glob("*/*/seed*/metrics.json")):
+        dataset, arm, seed = path.parts[-4], path.parts[-3], int(path.parts[-2][4:])
+        m = json.loads(path.read_text())
+        config = json.loads((path.parent / "config.json").read_text())
+        teacher = config.get("recipe", {}).get("distill") or ""
+        found.append({"dataset": dataset, "method": arm, "seed": seed,
+                      "val_error": (m.get("val") or {}).get("error"), "test_error": m["error"],
+                      "teacher": teacher and Path(teacher).parent.name + "/" + Path(teacher).name})
+    return sorted(found, key=lambda r: (r["dataset"], ARMS.index(r["method"]), r["seed"]))
+
+
+def interval(diffs: list[float]) -> str:
+    mean = sum(diffs) / len(diffs)
+    if len(diffs) < 2:
+        return f"{mean * 100:+.2f} (n = 1)"
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
+    half = stats.t.ppf(0.975, len(diffs) - 1) * sd / math.sqrt(len(diffs))
+    return f"{mean * 100:+.2f} [{(mean - half) * 100:+.2f}, {(mean + half) * 100:+.2f}] (n = {len(diffs)})"
+
+
+def paired(by: dict, a: str, b: str, key: str, datasets) -> list[float]:
+    return [by[d, a, s][key] - by[d, b, s][key] for (d, m, s) in sorted(by)
+            if m == a and d in datasets and (d, b, s) in by and by[d, a, s][key] is not None]
+
+
+def main(root: Path) -> None:
+    table = rows(root)
+    if not table:
+        sys.exit(f"no finished runs under {root}: run docs/results/distill/run_distill.sh first")
+    with open(HERE / "distill.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    by = {(r["dataset"], r["method"], r["seed"]): r for r in table}
+    datasets = sorted({r["dataset"] for r in table})
+    lines = ["| dataset | method | seeds | val error | test error |", "|---|---|---|---|---|"]
+    for d in datasets:
+        for arm in ARMS:
+            got = [r for r in table if r["dataset"] == d and r["method"] == arm]
+            if got:
+                val = [r["val_error"] for r in got if r["val_error"] is not None]
+                lines.append(f"| {d} | {arm} | {len(got)} | "
+                             f"{sum(val) / len(val):.1%} | "
+                             f"{sum(r['test_error'] for r in got) / len(got):.1%} |")
+    lines += ["", "Paired differences in points (mean [95% t-interval]; negative: the first is "
+              "lower):", ""]
+    for a, b in (("E-from-B", "E"), ("E-from-B-ensemble", "E"), ("C-from-B", "C"), ("E", "C"),
+                 ("E-from-B", "C-from-B")):
+        for key in ("val_error", "test_error"):
+            diffs = paired(by, a, b, key, datasets)
+            if diffs:
+                lines.append(f"- {a} - {b}, {key}: {interval(diffs)}")
+    lead_change = [(by[d, "E-from-B", s]["test_error"] - by[d, "C-from-B", s]["test_error"])
+                   - (by[d, "E", s]["test_error"] - by[d, "C", s]["test_error"])
+                   for (d, m, s) in sorted(by) if m == "E"
+                   and all((d, x, s) in by for x in ("C", "E-from-B", "C-from-B"))]
+    if lead_change:
+        lines += ["", f"Does distillation widen E's lead over C? (E<-B - C<-B) - (E - C), test "
+                  f"error: {interval(lead_change)} points (negative: a wider lead)."]
+    lines += ["", "Method F (E<-B) joins the benchmark only if E<-B - E on val is below 0 with "
+              "its interval excluding 0 on both datasets:"]
+    for d in datasets:
+        diffs = paired(by, "E-from-B", "E", "val_error", [d])
+        if diffs:
+            lines.append(f"- {d}: {interval(diffs)}")
+    (HERE / "distill.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path.home() / "rrrnet-runs" / "distill")
