@@ -1,0 +1,77 @@
+"""The default budget against the paper's long recipe (run.sh): each finished run's test
+error, balanced error and time, the paired differences quick - paper per (dataset, seed),
+their mean with a 95% t-interval per dataset and overall. Writes recipe.csv and recipe.md here.
+
+    python docs/results/recipe/compare.py [RUNS]   (default ~/rrrnet-runs/recipe)
+"""
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+from scipy import stats
+
+HERE = Path(__file__).parent
+
+
+def runs(root: Path) -> list[dict]:
+    rows = []
+    for path in sorted(root.glob("*/*/seed*/metrics.json")):
+        m = json.loads(path.read_text())
+        history = list(csv.DictReader(open(path.parent / "history.csv", newline="")))
+        rows.append({"dataset": path.parts[-4], "recipe": path.parts[-3],
+                     "seed": int(path.parts[-2][4:]), "test_error": m["error"],
+                     "balanced_error": m["balanced_error"], "macro_f1": m["macro_f1"],
+                     "epochs_run": len(history), "best_epoch": m.get("best_epoch"),
+                     "train_seconds": m.get("train_seconds"), "weights": m.get("weights_used"),
+                     "test_images": m.get("test_images")})
+    return rows
+
+
+def interval(diffs: list[float]) -> tuple[float, float]:
+    mean = sum(diffs) / len(diffs)
+    if len(diffs) < 2:
+        return mean, math.nan
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
+    return mean, stats.t.ppf(0.975, len(diffs) - 1) * sd / math.sqrt(len(diffs))
+
+
+def main(root: Path) -> None:
+    rows = runs(root)
+    if not rows:
+        sys.exit(f"no finished runs under {root}: run docs/results/recipe/run.sh first")
+    with open(HERE / "recipe.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    by = {(r["dataset"], r["recipe"], r["seed"]): r for r in rows}
+    pairs = [(d, s, by[d, "quick", s], by[d, "paper", s]) for (d, rc, s) in sorted(by)
+             if rc == "quick" and (d, "paper", s) in by]
+    lines = ["| dataset | seed | quick: balanced error | paper | quick - paper (points) | "
+             "quick: epochs, train s | paper: epochs, train s |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {d} | {s} | {q['balanced_error']:.1%} | {p['balanced_error']:.1%} | "
+              f"{(q['balanced_error'] - p['balanced_error']) * 100:+.1f} | {q['epochs_run']}, "
+              f"{q['train_seconds']:.0f} | {p['epochs_run']}, {p['train_seconds']:.0f} |"
+              for d, s, q, p in pairs]
+    groups = {d: [] for d, *_ in pairs}
+    for d, s, q, p in pairs:
+        groups[d].append(q["balanced_error"] - p["balanced_error"])
+    groups["all"] = [x for d in list(groups) for x in groups[d]]
+    lines.append("")
+    for name, diffs in groups.items():
+        mean, half = interval(diffs)
+        lines.append(f"- {name}: quick - paper = {mean * 100:+.2f} points of balanced error over "
+                     f"{len(diffs)} paired runs (95% t-interval {(mean - half) * 100:+.2f} to "
+                     f"{(mean + half) * 100:+.2f})")
+    time_q = sum(q["train_seconds"] for *_, q, _ in pairs)
+    time_p = sum(p["train_seconds"] for *_, p in pairs)
+    if pairs:
+        lines.append(f"- training time: quick {time_q / 60:.0f} min against paper {time_p / 60:.0f} "
+                     f"min in all ({time_p / time_q:.1f}x; one thread per run, two runs at a time)")
+    (HERE / "recipe.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path.home() / "rrrnet-runs" / "recipe")
