@@ -8,11 +8,10 @@ both datasets (the condition for adding it to the benchmark of record as method 
 """
 import csv
 import json
-import math
 import sys
 from pathlib import Path
 
-from scipy import stats
+from rrrnet.report.stats import mean_ci
 
 HERE = Path(__file__).parent
 ARMS = ("B", "E", "C", "E-from-B", "E-from-B-ensemble", "C-from-B")
@@ -32,12 +31,11 @@ def rows(root: Path) -> list[dict]:
 
 
 def interval(diffs: list[float]) -> str:
-    mean = sum(diffs) / len(diffs)
+    """Mean and 95% t-interval in points (rrrnet.report.stats.mean_ci)."""
+    mean, low, high = mean_ci(diffs)
     if len(diffs) < 2:
         return f"{mean * 100:+.2f} (n = 1)"
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
-    half = stats.t.ppf(0.975, len(diffs) - 1) * sd / math.sqrt(len(diffs))
-    return f"{mean * 100:+.2f} [{(mean - half) * 100:+.2f}, {(mean + half) * 100:+.2f}] (n = {len(diffs)})"
+    return f"{mean * 100:+.2f} [{low * 100:+.2f}, {high * 100:+.2f}] (n = {len(diffs)})"
 
 
 def paired(by: dict, a: str, b: str, key: str, datasets) -> list[float]:

@@ -10,7 +10,7 @@ import math
 import sys
 from pathlib import Path
 
-from scipy import stats
+from rrrnet.report.stats import mean_ci
 
 HERE = Path(__file__).parent
 
@@ -30,11 +30,9 @@ def runs(root: Path) -> list[dict]:
 
 
 def interval(diffs: list[float]) -> tuple[float, float]:
-    mean = sum(diffs) / len(diffs)
-    if len(diffs) < 2:
-        return mean, math.nan
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
-    return mean, stats.t.ppf(0.975, len(diffs) - 1) * sd / math.sqrt(len(diffs))
+    """Mean and half-width of the 95% t-interval (rrrnet.report.stats.mean_ci; NaN for one)."""
+    mean, low, high = mean_ci(diffs)
+    return mean, (high - low) / 2 if len(diffs) > 1 else math.nan
 
 
 def main(root: Path) -> None:
