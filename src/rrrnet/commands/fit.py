@@ -114,8 +114,9 @@ def add_recipe_args(parser: argparse.ArgumentParser, title: str = "defaults: the
                    help="loggers writing RUN/logs/ per epoch (loss, validation error, lr, "
                         "time), comma-separated: csv, tensorboard, mlflow (history.csv always "
                         "holds every column)")
-    g.add_argument("--num-workers", type=int, default=d.num_workers, help="data loader worker processes (default: "
-                        f"{d.num_workers}, decoding in the training process)")
+    g.add_argument("--num-workers", type=int, default=d.num_workers,
+                   help=f"data loader worker processes (default: {d.num_workers}, decoding in "
+                        f"the training process)")
     g.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     k = parser.add_argument_group("knowledge distillation (rrrnet.training.distill)")
     k.add_argument("--distill", default=d.distill, metavar="TEACHER_RUN",
