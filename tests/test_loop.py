@@ -286,6 +286,51 @@ def test_quick_recipe_is_the_fit_default_and_paper_one_flag_away():
     assert (quick.epochs, quick.schedule, quick.warmup_epochs, quick.precision) == \
         (60, "cosine", 2, "auto")
     assert recipe(parse(["fit", "data", "--out", "run", "--epochs", "7"])).epochs == 7
+    assert quick.min_steps == 2000 and paper.min_steps == 0
+
+
+def test_a_step_budget_lengthens_short_epochs_in_proportion():
+    quick = Recipe.quick()
+    # 200 images at batch 32: 7 steps an epoch; 2,000 steps need 286 epochs (at most 5 x 60).
+    long = quick.for_steps(7)
+    assert (long.epochs, long.warmup_epochs, long.ema_epochs, long.eval_every, long.min_steps) \
+        == (286, 10, 57, 5, 0)
+    assert long.patience == quick.patience   # counted in evaluations, 5x further apart
+    assert long.for_steps(7) == long         # what a run records resolves to itself
+    assert quick.for_steps(1).epochs == 300  # at most five times the epochs
+    assert quick.for_steps(1).for_steps(1).epochs == 300
+    enough = quick.for_steps(71)             # 2,245 images: 60 epochs are 4,260 steps
+    assert enough == dataclasses.replace(quick, min_steps=0)
+    assert Recipe().for_steps(1) == Recipe()  # the paper's recipe is never lengthened
+    assert Recipe.quick(eval_every=0, ema_epochs=0).for_steps(7).eval_every == 0
+    with pytest.raises(ConfigError, match="min_steps"):
+        Recipe(min_steps=-1)
+
+
+def test_typed_epochs_are_the_epochs_trained_and_the_cli_says_when_it_lengthens():
+    from rrrnet.cli import parse, recipe
+    from rrrnet.commands.fit import lengthened
+    typed = recipe(parse(["fit", "data", "--out", "run", "--epochs", "7"]))
+    assert typed.min_steps == 0 and typed.for_steps(1).epochs == 7
+    both = recipe(parse(["fit", "data", "--out", "run", "--epochs=7", "--min-steps", "70"]))
+    assert both.for_steps(2).epochs == 35
+    line = lengthened(recipe(parse(["fit", "data", "--out", "run"])), 200, 1)
+    assert line.startswith("200 training images make 7 steps an epoch: 60 epochs lengthened "
+                           "to 286 (2002 steps; --min-steps 2000)")
+    assert lengthened(recipe(parse(["fit", "data", "--out", "run"])), 2245, 1) is None
+    # Two processes: 4 steps an epoch each (of 64 images), 500 epochs wanted, 5 x 60 at most.
+    assert "4 steps an epoch: 60 epochs lengthened to 300 (1200 steps" in \
+        lengthened(recipe(parse(["fit", "data", "--out", "run"])), 200, 2)
+
+
+def test_train_applies_the_step_budget_and_fit_records_it(tmp_path):
+    root = make_meta_album(tmp_path / "data", classes=2, per_class=6)
+    small = dataclasses.replace(RECIPE, epochs=1, min_steps=3, ema_epochs=0)  # 6 images: 1 step
+    run = fit(DataSpec(str(root), train=3, test=3), tmp_path / "run",
+              ModelConfig(arch="resnet18", branches=2, weights="none"), small, progress=False)
+    assert len(run.history) == 3 and run.metrics["epochs"] == 3
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["recipe"]
+    assert (saved["epochs"], saved["min_steps"]) == (3, 0)
 
 
 def test_patience_without_validation_images_is_refused(tmp_path):

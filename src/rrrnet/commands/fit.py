@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 from pathlib import Path
@@ -64,10 +65,16 @@ def model_config(args: argparse.Namespace):
 
 
 def add_recipe_args(parser: argparse.ArgumentParser, title: str = "defaults: the paper's") -> None:
-    from ..recipe import BALANCES, DISTILL_TARGETS, BRANCH_VIEWS, RESIZE_MODES, SCHEDULES, Recipe
+    from ..recipe import (BALANCES, BRANCH_VIEWS, DISTILL_TARGETS, LENGTHEN_AT_MOST,
+                          QUICK_MIN_STEPS, RESIZE_MODES, SCHEDULES, Recipe)
     d = Recipe()
     g = parser.add_argument_group(f"training recipe ({title})")
     g.add_argument("--epochs", type=int, default=d.epochs)
+    g.add_argument("--min-steps", type=int, default=d.min_steps,
+                   help="at least N optimiser steps: on a small training set the epochs grow "
+                        f"(at most {LENGTHEN_AT_MOST}x), with warm-up, average and evaluation "
+                        "interval in proportion (quick recipe: "
+                        f"{QUICK_MIN_STEPS}; 0: exactly --epochs; a typed --epochs means 0)")
     g.add_argument("--batch-size", type=int, default=d.batch_size)
     g.add_argument("--lr", type=float, default=d.lr)
     g.add_argument("--weight-decay", type=float, default=d.weight_decay)
@@ -193,6 +200,9 @@ def recipe(args: argparse.Namespace):
               if hasattr(args, f.name)}
     if values.get("patience", 0) is None:   # fit's preset decides where the data allow it
         values["patience"] = 0
+    if typed(getattr(args, "argv", None), "--epochs") \
+            and not typed(getattr(args, "argv", None), "--min-steps"):
+        values["min_steps"] = 0   # the epochs asked for are the epochs trained
     check_values(Recipe, values)   # a --config's "epochs": 1.5 or "device": 5, before Recipe's checks
     return Recipe(**values)
 
@@ -215,13 +225,15 @@ def data_spec(args: argparse.Namespace, root: str | None):
 
 
 def add(sub) -> None:
+    from ..recipe import QUICK_MIN_STEPS
     fit = sub.add_parser(
         "fit", help="train an RRR-Net on a dataset into a run folder",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Methods (--method) and ensembles (--ensemble), from the registry:\n  "
                     + strategies.describe().replace("\n", "\n  ")
-                    + "\n\nRecipes: quick (the default: 60 epochs, cosine schedule after a "
-                      "2-epoch warm-up, bf16 where\nsupported, early stopping after "
+                    + "\n\nRecipes: quick (the default: 60 epochs but at least "
+                      f"{QUICK_MIN_STEPS} optimiser steps, cosine schedule\nafter a "
+                      "2-epoch warm-up, bf16 where supported, early stopping after "
                       f"{QUICK_PATIENCE} evaluations where a val part exists) or paper "
                       "(300 epochs,\nconstant rate, fp32, no early stopping).")
     fit.add_argument("data", nargs="?", help="dataset folder (train/ val/ test/ folders of class "
@@ -277,6 +289,8 @@ def layers(args: argparse.Namespace) -> dict[str, Any]:
         data = config.get("data", {})
         for values in (config["recipe"], config["model"], entry, data):
             found.update({k: _blocks_text(v) if k == "blocks" else v for k, v in values.items()})
+            if "epochs" in values and "min_steps" not in values:
+                found["min_steps"] = 0   # a file's epochs (rrrnet tune's, an old run's) as given
         found.pop("root", None)
         if not args.data and data.get("root"):
             found["data"] = data["root"]
@@ -342,6 +356,10 @@ def fit_command(args: argparse.Namespace) -> int:
         if warning:
             print(warning, file=sys.stderr)
     world = distributed.from_environment(rec.device)
+    if main and not args.quiet:
+        note = lengthened(rec, len(parts.train), 1 if world is None else world.size)
+        if note:
+            print(note)
     try:
         result = fit(spec, args.out, model, rec, resume=args.resume, overwrite=args.overwrite,
                      progress=not args.quiet, world=world, parts=parts)
@@ -363,12 +381,29 @@ def fit_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def lengthened(rec, images: int, processes: int) -> str | None:
+    """One line when ``--min-steps`` lengthens the run (Recipe.for_steps), else None."""
+    steps = math.ceil(images / processes / rec.batch_size)
+    longer = rec.for_steps(steps)
+    if longer.epochs == rec.epochs:
+        return None
+    return (f"{images} training images make {steps} steps an epoch: {rec.epochs} epochs "
+            f"lengthened to {longer.epochs} ({longer.epochs * steps} steps; --min-steps "
+            f"{rec.min_steps}), warm-up {longer.warmup_epochs}, average {longer.ema_averaged_epochs}, "
+            f"evaluation every {longer.eval_every} epochs (--epochs N trains exactly N)")
+
+
+def typed(argv, flag: str) -> bool:
+    """Whether ``flag`` was typed on the command line ``argv`` (as ``--flag V`` or ``--flag=V``)."""
+    return any(a == flag or a.startswith(flag + "=") for a in argv or ())
+
+
 def imbalance_warning(parts, rec, argv) -> str | None:
     """One line when the largest class has more than 3x the training images of the smallest
     and --balance was not given; None otherwise."""
     imbalance = parts.imbalance()
     if imbalance is None or getattr(rec, "balance", "none") != "none" \
-            or any(a == "--balance" or a.startswith("--balance=") for a in argv or ()):
+            or typed(argv, "--balance"):
         return None
     large, most, small, least = imbalance
     return (f"warning: imbalanced classes: {large!r} has {most} training images, {small!r} "

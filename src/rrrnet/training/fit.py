@@ -129,8 +129,9 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
                         f"--split 0.8,0.1,0.1")
     model_config = dataclasses.replace(model_config, num_classes=len(split.train.classes))
     shard = 1 if world is None else world.size
-    strategy.check_length(recipe, math.ceil(len(split.train) / shard / recipe.batch_size),
-                          model_config.branches)
+    steps_per_epoch = math.ceil(len(split.train) / shard / recipe.batch_size)
+    recipe = recipe.for_steps(steps_per_epoch)   # --min-steps: what trains and what is recorded
+    strategy.check_length(recipe, steps_per_epoch, model_config.branches)
     if recipe.patience and not len(split.val):
         raise_no_validation(recipe)
     if recipe.distill:   # the teacher's classes and image size, before anything is written

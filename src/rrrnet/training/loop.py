@@ -114,11 +114,13 @@ def start(model: BranchedResNet, train_data: Any, recipe: Recipe, eval_data: Any
         trained.to(memory_format=torch.channels_last)
     views = trained.num_branches if recipe.branch_views == "independent" else 1
     data = TrainingData(train_data, eval_data, recipe, views, strategy.needs_dataset, world)
+    steps_per_epoch = len(data.epoch_loader(0))
+    recipe = recipe.for_steps(steps_per_epoch)   # min_steps: a short epoch lengthens the run
     optimizer = torch.optim.AdamW([p for p in trained.parameters() if p.requires_grad],
                                   lr=recipe.lr, weight_decay=recipe.weight_decay)
     precision = resolve_precision(recipe.precision, device)
     return TrainState(trained, model, recipe, device, optimizer, strategy, precision, data,
-                      len(data.epoch_loader(0)), eval_prefix, progress, world,
+                      steps_per_epoch, eval_prefix, progress, world,
                       scaler=precision.scaler())
 
 
