@@ -302,6 +302,8 @@ def test_a_step_budget_lengthens_short_epochs_in_proportion():
     enough = quick.for_steps(71)             # 2,245 images: 60 epochs are 4,260 steps
     assert enough == dataclasses.replace(quick, min_steps=0)
     assert Recipe().for_steps(1) == Recipe()  # the paper's recipe is never lengthened
+    assert Recipe.quick(epochs=10).for_steps(1).epochs == 10   # as a typed --epochs
+    assert Recipe.quick(epochs=10, min_steps=30).for_steps(1).epochs == 30
     assert Recipe.quick(eval_every=0, ema_epochs=0).for_steps(7).eval_every == 0
     with pytest.raises(ConfigError, match="min_steps"):
         Recipe(min_steps=-1)

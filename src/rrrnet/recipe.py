@@ -183,9 +183,12 @@ class Recipe:
         under a cosine schedule after a 2-epoch warm-up, but at least 2,000 optimiser steps
         (up to 300 epochs on a small training set: :meth:`for_steps`), and early stopping
         after 10 evaluations without improvement where a validation part exists. ``changes``
-        override any field."""
+        override any field; ``epochs`` given without ``min_steps`` are the epochs trained, as
+        a typed ``--epochs`` is."""
         quick = dict(epochs=60, min_steps=QUICK_MIN_STEPS, schedule="cosine", warmup_epochs=2,
                      precision="auto", patience=10, ema_epochs=12)
+        if "epochs" in changes and "min_steps" not in changes:
+            quick["min_steps"] = 0
         return cls(**{**quick, **changes})
 
     @classmethod
