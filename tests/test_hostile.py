@@ -94,11 +94,13 @@ def test_overwrite_with_bad_options_from_cli_or_config_keeps_the_run(data, finis
     base = ["fit", data, "--out", finished, *TINY_ARGS, "--overwrite"]
     for bad, expected in ((["--seed", "-1"], "seed (--seed) must be at least 0"),
                           (["--test", "-1"], "test (--test) must be at least 0"),
-                          (["--lr", "nan"], "lr (--lr) must be a finite number")):
+                          (["--lr", "nan"], "lr (--lr) must be a finite number"),
+                          (["--min-steps", "-5"], "min_steps must be >= 0, got -5")):
         one_line_error(*cli(capsys, *base, *bad)[::2], expected)
     for values, expected in (({"epochs": 1.5}, "epochs (--epochs) must be an integer, got 1.5"),
                              ({"batch_size": 2.5}, "batch_size (--batch-size) must be an integer"),
                              ({"image_size": 32.5}, "image_size (--image-size) must be an integer"),
+                             ({"min_steps": 2.5}, "min_steps (--min-steps) must be an integer"),
                              ({"device": 5}, "device (--device) must be a string, got 5")):
         config = tmp_path / "config.json"
         config.write_text(json.dumps({"recipe": values}))
