@@ -59,7 +59,7 @@ class Recipe:
     """How to train; the defaults are the paper's (:meth:`quick` is the practitioner's)."""
 
     epochs: int = 300
-    min_steps: int = 0                # > 0: short epochs lengthen the run to this many steps (for_steps)
+    min_steps: int = 0                # > 0: at least this many optimiser steps (for_steps)
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.01

@@ -389,8 +389,9 @@ def lengthened(rec, images: int, processes: int) -> str | None:
         return None
     return (f"{images} training images make {steps} steps an epoch: {rec.epochs} epochs "
             f"lengthened to {longer.epochs} ({longer.epochs * steps} steps; --min-steps "
-            f"{rec.min_steps}), warm-up {longer.warmup_epochs}, average {longer.ema_averaged_epochs}, "
-            f"evaluation every {longer.eval_every} epochs (--epochs N trains exactly N)")
+            f"{rec.min_steps}), warm-up {longer.warmup_epochs}, average "
+            f"{longer.ema_averaged_epochs}, evaluation every {longer.eval_every} epochs "
+            f"(--epochs N trains exactly N)")
 
 
 def typed(argv, flag: str) -> bool:
