@@ -11,7 +11,10 @@
 # Two runs at a time, one thread each; resumable (a finished run is skipped, an interrupted one
 # resumed). Then `python docs/results/recipe/compare.py`. The 60-epoch default measured before
 # the step budget: RUNS/DATASET/quick-epochs60 (the same command at commit 7c67419).
+# ARMS adds variants of the quick recipe, each a folder of its own: quick-constant is the
+# quick recipe with the paper's constant learning rate (--schedule constant).
 #   DATASETS="mnist fashion-mnist"  SEEDS="0 1 2"  RUNS=~/rrrnet-runs/recipe  JOBS=2
+#   ARMS="quick paper"
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../../.."
@@ -19,7 +22,7 @@ RRRNET=${RRRNET:-.venv/bin/rrrnet}
 RUNS=${RUNS:-$HOME/rrrnet-runs/recipe}
 JOBS=${JOBS:-2}
 cells=()
-for recipe in quick paper; do
+for recipe in ${ARMS:-quick paper}; do
     for seed in ${SEEDS:-0 1 2}; do
         for dataset in ${DATASETS:-mnist fashion-mnist}; do
             [ -d "runs/data/$dataset" ] || "$RRRNET" data "$dataset" "runs/data/$dataset"
@@ -35,9 +38,10 @@ one_cell() {
     # The micro split has no val part: the per-epoch test errors in history.csv would select
     # nothing and cost a third of a 300-epoch run, so the paper's runs score test once.
     local evaluate=""; [ "$2" = paper ] && evaluate="--eval-every 0"
+    local variant=""; [ "$2" = quick-constant ] && variant="--schedule constant"
     mkdir -p "$(dirname "$run")"
-    OMP_NUM_THREADS=1 "$RRRNET" fit "runs/data/$1" --out "$run" --recipe "$2" --seed "$3" \
-        --weights astra-ct --quiet $evaluate $again > "$run.log" 2>&1 \
+    OMP_NUM_THREADS=1 "$RRRNET" fit "runs/data/$1" --out "$run" --recipe "${2%%-*}" \
+        --seed "$3" --weights astra-ct --quiet $evaluate $variant $again > "$run.log" 2>&1 \
         && echo "done: $1 $2 seed $3" || echo "FAILED: $1 $2 seed $3 (see $run.log)"
 }
 export -f one_cell; export RRRNET RUNS
