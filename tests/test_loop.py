@@ -320,6 +320,10 @@ def test_typed_epochs_are_the_epochs_trained_and_the_cli_says_when_it_lengthens(
     assert line.startswith("200 training images make 7 steps an epoch: 60 epochs lengthened "
                            "to 286 (2002 steps; --min-steps 2000)")
     assert lengthened(recipe(parse(["fit", "data", "--out", "run"])), 2245, 1) is None
+    assert line.endswith("warm-up 10, average 57, evaluation every 5 epochs (--epochs N trains "
+                         "exactly N)")
+    assert "evaluation at the end" in lengthened(
+        recipe(parse(["fit", "data", "--out", "run", "--eval-every", "0"])), 200, 1)
     # Two processes: 4 steps an epoch each (of 64 images), 500 epochs wanted, 5 x 60 at most.
     assert "4 steps an epoch: 60 epochs lengthened to 300 (1200 steps" in \
         lengthened(recipe(parse(["fit", "data", "--out", "run"])), 200, 2)

@@ -387,11 +387,12 @@ def lengthened(rec, images: int, processes: int) -> str | None:
     longer = rec.for_steps(steps)
     if longer.epochs == rec.epochs:
         return None
+    evaluation = (f"evaluation every {longer.eval_every} epochs" if longer.eval_every
+                  else "evaluation at the end")
     return (f"{images} training images make {steps} steps an epoch: {rec.epochs} epochs "
             f"lengthened to {longer.epochs} ({longer.epochs * steps} steps; --min-steps "
             f"{rec.min_steps}), warm-up {longer.warmup_epochs}, average "
-            f"{longer.ema_averaged_epochs}, evaluation every {longer.eval_every} epochs "
-            f"(--epochs N trains exactly N)")
+            f"{longer.ema_averaged_epochs}, {evaluation} (--epochs N trains exactly N)")
 
 
 def typed(argv, flag: str) -> bool:
