@@ -432,11 +432,18 @@ def test_benchmark_columns_and_committed_cells(tmp_path):
     assert RESULT_COLUMNS[-2:] == ("balanced_error", "macro_f1")
     committed = Path(__file__).parents[1] / "docs" / "results" / "benchmark"
     rows = collect_rows(committed)
-    assert rows and all("balanced_error" not in r for r in rows)
+    # cells of record written before these columns existed lack them; newer cells (B) carry them
+    old = [r for r in rows if "balanced_error" not in r]
+    assert old and len(old) < len(rows)
     write_results(tmp_path, rows)
     back = read_results(tmp_path)
-    assert len(back) == len(rows) and all(r["balanced_error"] is None and r["macro_f1"] is None
-                                          for r in back)
+    assert len(back) == len(rows)
+    for before, after in zip(rows, back):
+        for column in ("balanced_error", "macro_f1"):
+            if column in before:
+                assert after[column] == pytest.approx(before[column], abs=1e-9)
+            else:
+                assert after[column] is None
     # every committed cell's data section reads as the data of the cell the grid plans now
     for path in committed.glob("cells/*/*/seed*/row.json"):
         saved = json.loads(path.read_text())["cell"]
