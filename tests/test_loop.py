@@ -284,7 +284,7 @@ def test_quick_recipe_is_the_fit_default_and_paper_one_flag_away():
     paper = recipe(parse(["fit", "data", "--out", "run", "--recipe", "paper"]))
     assert paper == Recipe()
     assert (quick.epochs, quick.schedule, quick.warmup_epochs, quick.precision) == \
-        (60, "cosine", 2, "auto")
+        (60, "auto", 2, "auto")
     assert recipe(parse(["fit", "data", "--out", "run", "--epochs", "7"])).epochs == 7
     assert quick.min_steps == 2000 and paper.min_steps == 0
 
@@ -295,12 +295,18 @@ def test_a_step_budget_lengthens_short_epochs_in_proportion():
     long = quick.for_steps(7)
     assert (long.epochs, long.warmup_epochs, long.ema_epochs, long.eval_every, long.min_steps) \
         == (286, 10, 57, 5, 0)
+    # schedule auto: the paper's constant rate for a lengthened run, cosine for one long enough
+    assert (quick.schedule, long.schedule, quick.for_steps(71).schedule) == \
+        ("auto", "constant", "cosine")
+    assert Recipe.quick(schedule="cosine").for_steps(7).schedule == "cosine"   # typed: kept
+    assert Recipe(schedule="auto").for_steps(7).schedule == "cosine"   # min_steps 0: not longer
     assert long.patience == quick.patience   # counted in evaluations, 5x further apart
     assert long.for_steps(7) == long         # what a run records resolves to itself
     assert quick.for_steps(1).epochs == 300  # at most five times the epochs
     assert quick.for_steps(1).for_steps(1).epochs == 300
     enough = quick.for_steps(71)             # 2,245 images: 60 epochs are 4,260 steps
-    assert enough == dataclasses.replace(quick, min_steps=0)
+    assert enough == dataclasses.replace(quick, min_steps=0, schedule="cosine")
+    assert enough.for_steps(71) == enough
     assert Recipe().for_steps(1) == Recipe()  # the paper's recipe is never lengthened
     assert Recipe.quick(epochs=10).for_steps(1).epochs == 10   # as a typed --epochs
     assert Recipe.quick(epochs=10, min_steps=30).for_steps(1).epochs == 30
@@ -320,7 +326,8 @@ def test_typed_epochs_are_the_epochs_trained_and_the_cli_says_when_it_lengthens(
     assert line.startswith("200 training images make 7 steps an epoch: 60 epochs lengthened "
                            "to 286 (2002 steps; --min-steps 2000)")
     assert lengthened(recipe(parse(["fit", "data", "--out", "run"])), 2245, 1) is None
-    assert line.endswith("warm-up 10, average 57, evaluation every 5 epochs (--epochs N trains "
+    assert line.endswith("warm-up 10, constant rate, average 57, evaluation every 5 epochs "
+                         "(--epochs N trains "
                          "exactly N)")
     assert "evaluation at the end" in lengthened(
         recipe(parse(["fit", "data", "--out", "run", "--eval-every", "0"])), 200, 1)
@@ -331,12 +338,16 @@ def test_typed_epochs_are_the_epochs_trained_and_the_cli_says_when_it_lengthens(
 
 def test_train_applies_the_step_budget_and_fit_records_it(tmp_path):
     root = make_meta_album(tmp_path / "data", classes=2, per_class=6)
-    small = dataclasses.replace(RECIPE, epochs=1, min_steps=3, ema_epochs=0)  # 6 images: 1 step
+    small = dataclasses.replace(RECIPE, epochs=2, min_steps=4, ema_epochs=0,  # 6 images: 1 step
+                                schedule="auto", warmup_epochs=1)
     run = fit(DataSpec(str(root), train=3, test=3), tmp_path / "run",
               ModelConfig(arch="resnet18", branches=2, weights="none"), small, progress=False)
-    assert len(run.history) == 3 and run.metrics["epochs"] == 3
+    assert len(run.history) == 4 and run.metrics["epochs"] == 4
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["recipe"]
-    assert (saved["epochs"], saved["min_steps"]) == (3, 0)
+    assert (saved["epochs"], saved["min_steps"], saved["schedule"], saved["warmup_epochs"]) \
+        == (4, 0, "constant", 2)
+    # warm-up over 2 of the 4 epochs, then the constant rate (a cosine would end at 0)
+    assert [float(r["lr"]) / RECIPE.lr for r in run.history] == pytest.approx([0.5, 1, 1, 1])
 
 
 def test_patience_without_validation_images_is_refused(tmp_path):

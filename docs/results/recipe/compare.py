@@ -36,8 +36,9 @@ def interval(diffs: list[float]) -> tuple[float, float]:
 
 
 def against_paper(arm: str, by: dict) -> list[str]:
-    """The table and intervals of one recipe (``quick``: today's default; ``quick-epochs60``:
-    the default before its step budget) against the paper's, paired by dataset and seed."""
+    """The table and intervals of one recipe (``quick-constant``: today's default;
+    ``quick-cosine``: the default before 2026-12-07; ``quick-epochs60``: the default before
+    its step budget) against the paper's, paired by dataset and seed."""
     pairs = [(d, s, by[d, arm, s], by[d, "paper", s]) for (d, rc, s) in sorted(by)
              if rc == arm and (d, "paper", s) in by]
     lines = [f"### {arm} against paper", "",
@@ -76,7 +77,7 @@ def main(root: Path) -> None:
         writer.writerows(rows)
     by = {(r["dataset"], r["recipe"], r["seed"]): r for r in rows}
     lines = []
-    for arm in sorted({r["recipe"] for r in rows} - {"paper"}, key=lambda a: (a != "quick", a)):
+    for arm in sorted({r["recipe"] for r in rows} - {"paper"}, key=lambda a: (a != "quick-constant", a)):
         lines += against_paper(arm, by)
     (HERE / "recipe.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

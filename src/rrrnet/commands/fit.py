@@ -79,7 +79,9 @@ def add_recipe_args(parser: argparse.ArgumentParser, title: str = "defaults: the
     g.add_argument("--lr", type=float, default=d.lr)
     g.add_argument("--weight-decay", type=float, default=d.weight_decay)
     g.add_argument("--schedule", default=d.schedule, choices=SCHEDULES,
-                   help="learning rate: constant (the paper's) or cosine to 0 over the epochs")
+                   help="learning rate: constant (the paper's), cosine to 0 over the epochs, or auto "
+                        "(the quick recipe's): constant where --min-steps lengthens the run, "
+                        "else cosine")
     g.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs,
                    help="linear learning-rate warm-up before the schedule (epochs)")
     g.add_argument("--precision", default=d.precision, choices=PRECISIONS,
@@ -232,7 +234,7 @@ def add(sub) -> None:
         description="Methods (--method) and ensembles (--ensemble), from the registry:\n  "
                     + strategies.describe().replace("\n", "\n  ")
                     + "\n\nRecipes: quick (the default: 60 epochs but at least "
-                      f"{QUICK_MIN_STEPS} optimiser steps, cosine schedule\nafter a "
+                      f"{QUICK_MIN_STEPS} optimiser steps, --schedule auto\nafter a "
                       "2-epoch warm-up, bf16 where supported, early stopping after "
                       f"{QUICK_PATIENCE} evaluations where a val part exists) or paper "
                       "(300 epochs,\nconstant rate, fp32, no early stopping).")
@@ -391,7 +393,7 @@ def lengthened(rec, images: int, processes: int) -> str | None:
                   else "evaluation at the end")
     return (f"{images} training images make {steps} steps an epoch: {rec.epochs} epochs "
             f"lengthened to {longer.epochs} ({longer.epochs * steps} steps; --min-steps "
-            f"{rec.min_steps}), warm-up {longer.warmup_epochs}, average "
+            f"{rec.min_steps}), warm-up {longer.warmup_epochs}, {longer.schedule} rate, average "
             f"{longer.ema_averaged_epochs}, {evaluation} (--epochs N trains exactly N)")
 
 
