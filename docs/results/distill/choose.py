@@ -1,0 +1,59 @@
+"""The distillation defaults chosen on held-out data (choose.sh): each setting's val error per
+dataset and their mean, the lowest mean chosen (test errors are shown, never used). Writes
+choice.csv and choice.md here.
+
+    python docs/results/distill/choose.py [RUNS]   (default ~/rrrnet-runs/distill-choice)
+"""
+import csv
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def rows(root: Path) -> list[dict]:
+    """One row per finished run: RUNS/DATASET/T{temperature}-w{weight}/seed{S}/metrics.json."""
+    found = []
+    for path in sorted(root.glob("*/T*-w*/seed*/metrics.json")):
+        recipe = json.loads((path.parent / "config.json").read_text())["recipe"]
+        m = json.loads(path.read_text())
+        found.append({"dataset": path.parts[-4], "temperature": recipe["distill_temperature"],
+                      "weight": recipe["distill_weight"], "seed": int(path.parts[-2][4:]),
+                      "val_error": m["val"]["error"], "test_error": m["error"]})
+    return found
+
+
+def choose(table: list[dict]) -> tuple[list[tuple], tuple | None]:
+    """Per setting: (temperature, weight, mean val error over datasets and seeds, runs,
+    datasets); the chosen setting: the lowest mean among those run on every dataset."""
+    datasets = {r["dataset"] for r in table}
+    settings = sorted({(r["temperature"], r["weight"]) for r in table})
+    summary = []
+    for t, w in settings:
+        got = [r for r in table if (r["temperature"], r["weight"]) == (t, w)]
+        summary.append((t, w, sum(r["val_error"] for r in got) / len(got), len(got),
+                        len({r["dataset"] for r in got})))
+    complete = [s for s in summary if s[4] == len(datasets)]
+    return summary, min(complete, key=lambda s: (s[2], s[0], s[1])) if complete else None
+
+
+def main(root: Path) -> None:
+    table = rows(root)
+    if not table:
+        sys.exit(f"no finished runs under {root}: run docs/results/distill/choose.sh first")
+    with open(HERE / "choice.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    summary, chosen = choose(table)
+    lines = ["| temperature | weight | mean val error | runs | datasets |", "|---|---|---|---|---|"]
+    lines += [f"| {t:g} | {w:g} | {e:.2%} | {n} | {k} |" for t, w, e, n, k in summary]
+    lines += ["", f"Chosen (lowest mean val error on every dataset): temperature {chosen[0]:g}, "
+                  f"weight {chosen[1]:g}" if chosen else "No setting has run on every dataset yet."]
+    (HERE / "choice.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path.home() / "rrrnet-runs" / "distill-choice")
