@@ -28,6 +28,10 @@ import time
 
 def child(argv: list[str], kill: dict) -> None:
     from rrrnet import cli
+    # Ctrl-C as a terminal delivers it: Python raises KeyboardInterrupt on SIGINT only if SIGINT
+    # was not ignored when it started, and a shell without job control starts background
+    # commands with SIGINT ignored (`(make test &)`), where a SIGINT kill would do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sig = getattr(signal, kill.get("signal", "SIGKILL"))
     real, seen = os.replace, {}
 
