@@ -171,9 +171,9 @@ class Recipe:
         annealed weights scored better (own-data: test error 25.9% against 29.1%, one seed;
         docs/results/recipe/). The result has ``min_steps`` 0 and a named schedule: it is
         what trains and what a run's ``config.json`` records, and it resolves to itself."""
-        longer = bool(self.min_steps) and self.epochs * steps_per_epoch < self.min_steps
-        schedule = ("constant" if longer else "cosine") if self.schedule == "auto" else self.schedule
-        if not longer:
+        lengthen = bool(self.min_steps) and self.epochs * steps_per_epoch < self.min_steps
+        schedule = ("constant" if lengthen else "cosine") if self.schedule == "auto" else self.schedule
+        if not lengthen:
             return dataclasses.replace(self, min_steps=0, schedule=schedule)
         epochs = min(LENGTHEN_AT_MOST * self.epochs, math.ceil(self.min_steps / steps_per_epoch))
         factor = epochs / self.epochs
