@@ -4,10 +4,11 @@ choice.csv and choice.md here.
 
     python docs/results/distill/choose.py [RUNS]   (default ~/rrrnet-runs/distill-choice)
 """
-import csv
 import json
 import sys
 from pathlib import Path
+
+from rrrnet.io import write_csv
 
 HERE = Path(__file__).parent
 
@@ -42,10 +43,7 @@ def main(root: Path) -> None:
     table = rows(root)
     if not table:
         sys.exit(f"no finished runs under {root}: run docs/results/distill/choose.sh first")
-    with open(HERE / "choice.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table[0]))
-        writer.writeheader()
-        writer.writerows(table)
+    write_csv(HERE / "choice.csv", table)
     summary, chosen = choose(table)
     lines = ["| temperature | weight | mean val error | runs | datasets |", "|---|---|---|---|---|"]
     lines += [f"| {t:g} | {w:g} | {e:.2%} | {n} | {k} |" for t, w, e, n, k in summary]

@@ -6,11 +6,11 @@ both datasets (the condition for adding it to the benchmark of record as method 
 
     python docs/results/distill/compare.py [RUNS]   (default ~/rrrnet-runs/distill)
 """
-import csv
 import json
 import sys
 from pathlib import Path
 
+from rrrnet.io import write_csv
 from rrrnet.report.stats import mean_ci
 
 HERE = Path(__file__).parent
@@ -47,10 +47,7 @@ def main(root: Path) -> None:
     table = rows(root)
     if not table:
         sys.exit(f"no finished runs under {root}: run docs/results/distill/run_distill.sh first")
-    with open(HERE / "distill.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table[0]))
-        writer.writeheader()
-        writer.writerows(table)
+    write_csv(HERE / "distill.csv", table)
     by = {(r["dataset"], r["method"], r["seed"]): r for r in table}
     datasets = sorted({r["dataset"] for r in table})
     lines = ["| dataset | method | seeds | val error | test error |", "|---|---|---|---|---|"]

@@ -10,6 +10,7 @@ import math
 import sys
 from pathlib import Path
 
+from rrrnet.io import write_csv
 from rrrnet.report.stats import mean_ci
 
 HERE = Path(__file__).parent
@@ -71,10 +72,7 @@ def main(root: Path) -> None:
     rows = runs(root)
     if not rows:
         sys.exit(f"no finished runs under {root}: run docs/results/recipe/run.sh first")
-    with open(HERE / "recipe.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(HERE / "recipe.csv", rows)
     by = {(r["dataset"], r["recipe"], r["seed"]): r for r in rows}
     lines = []
     for arm in sorted({r["recipe"] for r in rows} - {"paper"}, key=lambda a: (a != "quick-constant", a)):
