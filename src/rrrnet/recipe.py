@@ -172,7 +172,9 @@ class Recipe:
         docs/results/recipe/). The result has ``min_steps`` 0 and a named schedule: it is
         what trains and what a run's ``config.json`` records, and it resolves to itself."""
         lengthen = bool(self.min_steps) and self.epochs * steps_per_epoch < self.min_steps
-        schedule = ("constant" if lengthen else "cosine") if self.schedule == "auto" else self.schedule
+        schedule = self.schedule
+        if schedule == "auto":
+            schedule = "constant" if lengthen else "cosine"
         if not lengthen:
             return dataclasses.replace(self, min_steps=0, schedule=schedule)
         epochs = min(LENGTHEN_AT_MOST * self.epochs, math.ceil(self.min_steps / steps_per_epoch))
@@ -193,9 +195,9 @@ class Recipe:
         after a 2-epoch warm-up, but at least 2,000 optimiser steps (up to 300 epochs on a
         small training set), at a cosine rate, or the paper's constant one where the step
         budget lengthened the run (``schedule="auto"``: :meth:`for_steps` says why), and early
-        stopping after 10 evaluations without improvement where a validation part exists. ``changes``
-        override any field; ``epochs`` given without ``min_steps`` are the epochs trained, as
-        a typed ``--epochs`` is."""
+        stopping after 10 evaluations without improvement where a validation part exists.
+        ``changes`` override any field; ``epochs`` given without ``min_steps`` are the epochs
+        trained, as a typed ``--epochs`` is."""
         quick = dict(epochs=60, min_steps=QUICK_MIN_STEPS, schedule="auto", warmup_epochs=2,
                      precision="auto", patience=10, ema_epochs=12)
         if "epochs" in changes and "min_steps" not in changes:

@@ -79,9 +79,9 @@ def add_recipe_args(parser: argparse.ArgumentParser, title: str = "defaults: the
     g.add_argument("--lr", type=float, default=d.lr)
     g.add_argument("--weight-decay", type=float, default=d.weight_decay)
     g.add_argument("--schedule", default=d.schedule, choices=SCHEDULES,
-                   help="learning rate: constant (the paper's), cosine to 0 over the epochs, or auto "
-                        "(the quick recipe's): constant where --min-steps lengthens the run, "
-                        "else cosine")
+                   help="learning rate: constant (the paper's), cosine to 0 over the epochs, "
+                        "or auto (the quick recipe's): constant where --min-steps lengthens "
+                        "the run, else cosine")
     g.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs,
                    help="linear learning-rate warm-up before the schedule (epochs)")
     g.add_argument("--precision", default=d.precision, choices=PRECISIONS,
