@@ -2,6 +2,7 @@
 towards its teacher."""
 import dataclasses
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -9,10 +10,11 @@ import torch
 from conftest import make_meta_album
 from rrrnet.cli import main
 from rrrnet.errors import ConfigError
-from rrrnet.model import ModelConfig
+from rrrnet.model import ModelConfig, blank
+from rrrnet.precision import resolve_precision
 from rrrnet.run import Run
 from rrrnet.train import DataSpec, Recipe, fit
-from rrrnet.training.distill import distillation_loss
+from rrrnet.training.distill import Distillation, distillation_loss, teacher_precision
 
 MODEL = ModelConfig(arch="resnet18", blocks=(1, 1, 1, 1), branches=2, weights="none")
 RECIPE = Recipe(epochs=4, batch_size=8, ema_epochs=0, warm_stump_epochs=1, image_size=32,
@@ -78,3 +80,28 @@ def test_bad_teachers_are_refused_before_anything_is_written(tmp_path):
     code = main(["fit", str(root), "--out", str(tmp_path / "cli"), "--distill",
                  str(tmp_path / "nothing"), "--arch", "resnet18", "--weights", "none", "-q"])
     assert code == 2 and not (tmp_path / "cli").exists()
+
+
+def test_the_teacher_runs_in_the_precision_it_was_trained_in():
+    def trained(precision):
+        return SimpleNamespace(config={"recipe": {} if precision is None else
+                                       {"precision": precision}})
+    assert [teacher_precision(trained(p)) for p in ("bf16", "auto", "fp16", "fp32", None)] == \
+        ["auto", "auto", "auto", "fp32", "fp32"]
+    teacher = blank(dataclasses.replace(MODEL, num_classes=3, branches=1))
+    student = SimpleNamespace(plan=teacher.plan, freeze_stump=False)
+    seen = []
+    first_conv = next(m for m in teacher.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(lambda module, inputs, out: seen.append(out.dtype))
+    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        state = SimpleNamespace(full=student, model=student, device=torch.device("cpu"),
+                                data=SimpleNamespace(from_dataset=False),
+                                recipe=SimpleNamespace(augment_ops=1, channels_last=False),
+                                precision=resolve_precision("fp32", "cpu"),
+                                loss=torch.tensor(1.0))
+        distill = Distillation(teacher, teacher_precision=name)
+        distill.on_fit_start(state)
+        seen.clear()
+        distill.on_loss(state, (torch.randn(2, 3, 32, 32), None), torch.zeros(2, 2, 3))
+        assert seen[0] == dtype        # the student's own precision (fp32) does not decide
+        assert torch.isfinite(state.loss)

@@ -132,8 +132,9 @@ def standard_callbacks(state: TrainState) -> list[Callback]:
     if state.recipe.distill:
         from .distill import Distillation, teacher_from_run
         r = state.recipe
-        chosen.append(Distillation(teacher_from_run(r.distill, r.image_size),
-                                   r.distill_temperature, r.distill_weight, r.distill_target))
+        teacher, precision = teacher_from_run(r.distill, r.image_size)
+        chosen.append(Distillation(teacher, r.distill_temperature, r.distill_weight,
+                                   r.distill_target, teacher_precision=precision))
     if state.progress:
         chosen.append(Progress())
     if state.world is not None and state.world.size > 1:
