@@ -1,14 +1,15 @@
 """The distillation defaults chosen on held-out data (choose.sh): each setting's val error per
 dataset and their mean, the lowest mean chosen (test errors are shown, never used). Writes
-choice.csv and choice.md here.
+choice.csv, choice.md and choice.json (the chosen temperature and weight, which
+run_distill.sh's distilled arms read; null until a setting has run on every dataset) here.
 
-    python docs/results/distill/choose.py [RUNS]   (default ~/rrrnet-runs/distill-choice)
+    python docs/results/distill/choose.py [RUNS [OUT]]   (~/rrrnet-runs/distill-choice, this folder)
 """
 import json
 import sys
 from pathlib import Path
 
-from rrrnet.io import write_csv
+from rrrnet.io import write_csv, write_json
 
 HERE = Path(__file__).parent
 
@@ -39,19 +40,22 @@ def choose(table: list[dict]) -> tuple[list[tuple], tuple | None]:
     return summary, min(complete, key=lambda s: (s[2], s[0], s[1])) if complete else None
 
 
-def main(root: Path) -> None:
+def main(root: Path, out: Path = HERE) -> None:
     table = rows(root)
     if not table:
         sys.exit(f"no finished runs under {root}: run docs/results/distill/choose.sh first")
-    write_csv(HERE / "choice.csv", table)
+    write_csv(out / "choice.csv", table)
     summary, chosen = choose(table)
     lines = ["| temperature | weight | mean val error | runs | datasets |", "|---|---|---|---|---|"]
     lines += [f"| {t:g} | {w:g} | {e:.2%} | {n} | {k} |" for t, w, e, n, k in summary]
     lines += ["", f"Chosen (lowest mean val error on every dataset): temperature {chosen[0]:g}, "
                   f"weight {chosen[1]:g}" if chosen else "No setting has run on every dataset yet."]
-    (HERE / "choice.md").write_text("\n".join(lines) + "\n")
+    (out / "choice.md").write_text("\n".join(lines) + "\n")
+    write_json(out / "choice.json", {"temperature": chosen[0], "weight": chosen[1]}
+               if chosen else None)
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path.home() / "rrrnet-runs" / "distill-choice")
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path.home() / "rrrnet-runs" / "distill-choice",
+         Path(sys.argv[2]) if len(sys.argv) > 2 else HERE)

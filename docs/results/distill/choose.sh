@@ -9,7 +9,7 @@
 # with the chosen values (TEMPERATURE=... WEIGHT=..., or new defaults in rrrnet.recipe).
 #   DATASETS="icdar-stand-in openclipart-extra"  SEEDS="0"  JOBS=2  EPOCHS=60
 #   SETTINGS="2:0.5 4:0.5 8:0.5 4:0.25 4:0.9"  TEACHERS=~/rrrnet-runs/distill
-#   RUNS=~/rrrnet-runs/distill-choice
+#   RUNS=~/rrrnet-runs/distill-choice  OUT=this folder (choice.csv, choice.md, choice.json)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../../.."
@@ -37,4 +37,4 @@ for s in ${SEEDS:-0}; do for setting in ${SETTINGS:-2:0.5 4:0.5 8:0.5 4:0.25 4:0
         echo "$d ${setting%%:*} ${setting##*:} $s"
     done
 done; done | xargs -P "${JOBS:-2}" -L 1 bash -c 'fit_once "$@"' _
-"${PYTHON:-.venv/bin/python}" "$here/choose.py" "$RUNS"
+"${PYTHON:-.venv/bin/python}" "$here/choose.py" "$RUNS" "${OUT:-$here}"

@@ -4,7 +4,7 @@ arm, the paired effects with 95% t-intervals, and the answer to the issue's two 
 does distillation from B widen E's lead over C, and does E<-B beat E on the validation part of
 both datasets (the condition for adding it to the benchmark of record as method F)?
 
-    python docs/results/distill/compare.py [RUNS]   (default ~/rrrnet-runs/distill)
+    python docs/results/distill/compare.py [RUNS [OUT]]   (~/rrrnet-runs/distill, this folder)
 """
 import json
 import sys
@@ -43,11 +43,11 @@ def paired(by: dict, a: str, b: str, key: str, datasets) -> list[float]:
             if m == a and d in datasets and (d, b, s) in by and by[d, a, s][key] is not None]
 
 
-def main(root: Path) -> None:
+def main(root: Path, out: Path = HERE) -> None:
     table = rows(root)
     if not table:
         sys.exit(f"no finished runs under {root}: run docs/results/distill/run_distill.sh first")
-    write_csv(HERE / "distill.csv", table)
+    write_csv(out / "distill.csv", table)
     by = {(r["dataset"], r["method"], r["seed"]): r for r in table}
     datasets = sorted({r["dataset"] for r in table})
     lines = ["| dataset | method | seeds | val error | test error |", "|---|---|---|---|---|"]
@@ -80,9 +80,10 @@ def main(root: Path) -> None:
         diffs = paired(by, "E-from-B", "E", "val_error", [d])
         if diffs:
             lines.append(f"- {d}: {interval(diffs)}")
-    (HERE / "distill.md").write_text("\n".join(lines) + "\n")
+    (out / "distill.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path.home() / "rrrnet-runs" / "distill")
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path.home() / "rrrnet-runs" / "distill",
+         Path(sys.argv[2]) if len(sys.argv) > 2 else HERE)

@@ -11,12 +11,16 @@
 #   E<-B                  E distilled from B, each branch on its own (--distill-target branches)
 #   E<-B(ensemble)        E distilled from B through the branches' averaged output
 #   C<-B                  C distilled from B
-# Distillation runs the teacher online on every augmented batch (see rrrnet.training.distill),
-# at --distill-temperature/--distill-weight (defaults, or TEMPERATURE/WEIGHT here).
-# Resumable: a finished run is skipped, an interrupted one resumed. JOBS runs at a time, one
-# thread each. Then `python docs/results/distill/compare.py`.
-#   DATASETS="icdar-stand-in openclipart-extra"  SEEDS="0 1 2"  JOBS=2
-#   RUNS=~/rrrnet-runs/distill  TEMPERATURE=  WEIGHT=  (empty: the defaults)  EPOCHS=60
+# Distillation runs the teacher online on every augmented batch (see rrrnet.training.distill).
+# Three stages, each resumable (a finished run is skipped, an interrupted one resumed):
+#   1      the teachers, E and C
+#   choose choose.sh: the temperature and weight, on the val error of seed 0 (choice.json)
+#   2      the distilled arms, at TEMPERATURE/WEIGHT when given, else at choice.json's setting
+#          (the options' defaults only where no choice exists, said on stderr)
+# then compare.py. JOBS runs at a time, one thread each.
+#   DATASETS="icdar-stand-in openclipart-extra"  SEEDS="0 1 2"  JOBS=2  STAGES="1 choose 2"
+#   RUNS=~/rrrnet-runs/distill  CHOICE_RUNS=~/rrrnet-runs/distill-choice  TEMPERATURE=  WEIGHT=
+#   EPOCHS=60  OUT=this folder (distill.csv, distill.md; choose.sh's choice files)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../../.."
@@ -25,11 +29,19 @@ RUNS=${RUNS:-$HOME/rrrnet-runs/distill}
 JOBS=${JOBS:-2}
 DATASETS=${DATASETS:-icdar-stand-in openclipart-extra}
 EPOCHS=${EPOCHS:-60}   # a smaller figure only to try the script
-export RRRNET RUNS EPOCHS TEMPERATURE="${TEMPERATURE:-}" WEIGHT="${WEIGHT:-}"
+CHOICE_RUNS=${CHOICE_RUNS:-$HOME/rrrnet-runs/distill-choice}
+OUT=${OUT:-$here}
+export RRRNET RUNS EPOCHS CHOICE_RUNS OUT TEMPERATURE="${TEMPERATURE:-}" WEIGHT="${WEIGHT:-}"
 
 fit_once() {  # dataset arm seed
     local run="$RUNS/$1/$2/seed$3" method=${2:0:1} extra=()
+    local chosen="$CHOICE_RUNS/$1/T$TEMPERATURE-w$WEIGHT/seed$3"
     [ -f "$run/metrics.json" ] && return 0
+    mkdir -p "$(dirname "$run")"
+    if [ "$2" = E-from-B ] && [ ! -e "$run" ] && [ -f "$chosen/metrics.json" ]; then
+        cp -a "$chosen" "$run" && echo "done: $1 $2 seed $3 (choose.sh's identical run)"
+        return 0   # the same command and seed as a choice run: bit for bit the same result
+    fi
     case "$2" in
         B) extra=(--precision bf16) ;;
         E-from-B|C-from-B) extra=(--distill "$RUNS/$1/B/seed0") ;;
@@ -40,7 +52,6 @@ fit_once() {  # dataset arm seed
         [ -n "$WEIGHT" ] && extra+=(--distill-weight "$WEIGHT") ;;
     esac
     [ -d "$run" ] && extra+=(--resume)
-    mkdir -p "$(dirname "$run")"
     OMP_NUM_THREADS=1 "$RRRNET" fit "runs/data/$1" --out "$run" --method "$method" --seed "$3" \
         --recipe paper --epochs "$EPOCHS" --weights astra-ct --train 15 --val 5 --test 20 \
         --keep-duplicates --quiet "${extra[@]}" > "$run.log" 2>&1 \
@@ -51,13 +62,25 @@ export -f fit_once
 for dataset in $DATASETS; do
     [ -d "runs/data/$dataset" ] || "$RRRNET" data "$dataset" "runs/data/$dataset"
 done
+STAGES=" ${STAGES:-1 choose 2} "
 # 1. the teachers (and, beside them, the students that need none)
-{ for d in $DATASETS; do echo "$d B 0"; done
+[[ "$STAGES" == *" 1 "* ]] && { for d in $DATASETS; do echo "$d B 0"; done
   for s in ${SEEDS:-0 1 2}; do for d in $DATASETS; do echo "$d E $s"; echo "$d C $s"; done; done
 } | xargs -P "$JOBS" -L 1 bash -c 'fit_once "$@"' _
+# choose: the distillation settings, on held-out val error (seed 0)
+[[ "$STAGES" == *" choose "* ]] && SEEDS=0 TEACHERS="$RUNS" RUNS="$CHOICE_RUNS" \
+    bash "$here/choose.sh"
+[[ "$STAGES" == *" 2 "* ]] || exit 0
+if [ -z "$TEMPERATURE$WEIGHT" ] && [ -f "$OUT/choice.json" ]; then
+    read -r TEMPERATURE WEIGHT < <("${PYTHON:-.venv/bin/python}" -c 'import json, sys
+c = json.load(open(sys.argv[1])) or {}
+print(*(f"{c[k]:g}" for k in ("temperature", "weight")) if c else "")' "$OUT/choice.json")
+fi
+[ -n "$TEMPERATURE$WEIGHT" ] || echo "no choice.json setting: the distilled arms use the defaults" >&2
+export TEMPERATURE WEIGHT
 # 2. the distilled students
 for s in ${SEEDS:-0 1 2}; do for d in $DATASETS; do
     [ -f "$RUNS/$d/B/seed0/model.pt" ] || { echo "no teacher for $d: $RUNS/$d/B/seed0" >&2; continue; }
     for arm in E-from-B C-from-B E-from-B-ensemble; do echo "$d $arm $s"; done
 done; done | xargs -P "$JOBS" -L 1 bash -c 'fit_once "$@"' _
-"${PYTHON:-.venv/bin/python}" "$here/compare.py" "$RUNS"
+"${PYTHON:-.venv/bin/python}" "$here/compare.py" "$RUNS" "$OUT"
