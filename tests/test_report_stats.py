@@ -118,3 +118,25 @@ def test_mean_ci_single_value_and_nan():
     assert mean_ci([0.25, float("nan")]) == (0.25, 0.25, 0.25)
     with pytest.raises(ValueError):
         mean_ci([])
+
+
+def test_crowded_labels_of_the_cost_figure_are_moved_apart():
+    import matplotlib.pyplot as plt
+    from rrrnet.report.benchmark_figures import _labelled_scatter, _move_labels_apart
+
+    def overlaps(ax):
+        renderer = ax.figure.canvas.get_renderer()
+        boxes = [t.get_window_extent(renderer) for t in ax.texts]
+        return sum(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    # C, D and E of a benchmark: 8 M parameters each, errors 0.2 points apart.
+    points = [(8.04, 19.0, "C", "red", True), (8.04, 18.8, "D", "purple", True),
+              (8.00, 18.6, "E", "orange", True), (58.2, 18.3, "B", "green", True),
+              (58.2, 36.0, "B (paper)", "green", False), (58.2, 35.8, "A (paper)", "blue", False)]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    _labelled_scatter(ax, points)
+    fig.tight_layout()
+    assert overlaps(ax) >= 2          # as drawn, the labels of C, D, E and the paper's A, B collide
+    _move_labels_apart(ax)
+    assert overlaps(ax) == 0
+    assert [t.get_text().strip() for t in ax.texts] == [p[2] for p in points]
+    plt.close(fig)

@@ -204,41 +204,64 @@ def _mean_of(rows: Sequence[dict[str, Any]], method: str, key: str) -> float:
 def plot_error_vs_cost(rows: Sequence[dict[str, Any]], path: Path, reference: str = "E") -> Path:
     """Beside the paper's Figure 4: each method's mean test error against its parameters and
     its CPU latency (batch 1), over the datasets every method has results on (seed means), with
-    the paper's means as hollow reference points (parameter panel)."""
+    the paper's means as hollow reference points (parameter panel; the paper gives no CPU
+    latency per method). Labels are moved apart by adjustText where points crowd."""
     means = seed_means(rows)
     methods = methods_of(rows)
     common = sorted(set.intersection(*({d for d, m in means if m == method}
                                         for method in methods)))
     cost = {m: {k: _mean_of(rows, m, k) for k in ("params", "cpu_ms")} for m in methods}
     colors = method_colors(methods, reference)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, label in ((axes[0], "params", "parameters"),
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, key, label in ((axes[0], "params", "parameters (millions)"),
                            (axes[1], "cpu_ms", "CPU ms per image (batch 1, 2 threads)")):
+        points = []   # (x, y, label, colour, filled)
         for m in methods:
             error = np.mean([means[(d, m)] for d in common]) * 100 if common else math.nan
             x = cost[m][key] / (1e6 if key == "params" else 1)
             if not math.isnan(x) and not math.isnan(error):
-                ax.scatter(x, error, s=70, color=colors[m], zorder=3)
-                ax.annotate(m, (x, error), textcoords="offset points", xytext=(6, 4))
+                points.append((x, error, m, colors[m], True))
             if key == "params" and m in PAPER_POINTS:
                 paper_error, params = PAPER_POINTS[m]
-                ax.scatter(params / 1e6, paper_error * 100, s=70, facecolors="none",
-                           edgecolors=colors[m], zorder=3)
-                ax.annotate(f"{m} (paper)", (params / 1e6, paper_error * 100),
-                            textcoords="offset points", xytext=(6, -10), fontsize=8,
-                            color="grey")
-        ax.set_xscale("log")
-        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
-        ax.xaxis.set_major_formatter(plain)
-        ax.xaxis.set_minor_formatter(plain)
-        ax.tick_params(axis="x", which="minor", labelsize=7)
-        ax.set_xlabel(label + (" (millions)" if key == "params" else ""))
+                points.append((params / 1e6, paper_error * 100, f"{m} (paper)", colors[m], False))
+        _labelled_scatter(ax, points)
+        ax.set_xlabel(label)
         ax.set_ylabel("mean test error (%)")
         ax.grid(alpha=0.3)
     fig.suptitle(f"Error against cost: filled, this benchmark ({len(common)} dataset(s) every "
                  f"method has); hollow, the paper's means (40 datasets, ImageNet weights)",
                  fontsize=9)
+    fig.tight_layout()
+    for ax in axes:
+        _move_labels_apart(ax)
     return save_figure(fig, path)
+
+
+def _labelled_scatter(ax, points: list[tuple[float, float, str, Any, bool]]) -> None:
+    """Filled (this benchmark) or hollow (the paper) points on a log x-axis with plain tick
+    labels, each with its label beside it."""
+    ax.set_xscale("log")
+    for x, y, text, color, filled in points:
+        ax.scatter(x, y, s=70, zorder=3, **({"color": color} if filled else
+                                            {"facecolors": "none", "edgecolors": color}))
+        ax.text(x, y, " " + text, fontsize=10 if filled else 8,
+                color="black" if filled else "grey", va="center")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.margins(x=0.12, y=0.08)
+
+
+def _move_labels_apart(ax) -> None:
+    """adjustText's repulsion: no label over another or over a point, thin leader lines
+    where one had to move (the axes' layout must be final)."""
+    from adjustText import adjust_text
+    texts = list(ax.texts)
+    if len(texts) > 1:
+        offsets = np.concatenate([c.get_offsets() for c in ax.collections])
+        adjust_text(texts, x=offsets[:, 0], y=offsets[:, 1], ax=ax,
+                    arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
 
 
 def _largest(summary: dict[str, dict[str, Any]], methods: Sequence[str], key: str) -> float:
