@@ -105,3 +105,19 @@ def test_the_teacher_runs_in_the_precision_it_was_trained_in():
         distill.on_loss(state, (torch.randn(2, 3, 32, 32), None), torch.zeros(2, 2, 3))
         assert seen[0] == dtype        # the student's own precision (fp32) does not decide
         assert torch.isfinite(state.loss)
+
+
+def test_a_teacher_cannot_be_the_run_folder_the_student_writes(tmp_path, capsys):
+    root = make_meta_album(tmp_path / "data", classes=3, per_class=6)
+    data = DataSpec(str(root), train=4, test=2)
+    teacher = tmp_path / "teacher"
+    fit(data, teacher, MODEL, dataclasses.replace(RECIPE, epochs=1), progress=False)
+    before = (teacher / "model.pt").read_bytes()
+    common = ["--arch", "resnet18", "--weights", "none", "--image-size", "32", "--train", "4",
+              "--test", "2", "--epochs", "1", "-q"]
+    for out, extra in ((teacher, ["--overwrite"]), (teacher / "inner", [])):
+        code = main(["fit", str(root), "--out", str(out), "--distill", str(teacher), *common,
+                     *extra])
+        assert code == 2
+        assert "give the student another --out" in capsys.readouterr().err
+    assert (teacher / "model.pt").read_bytes() == before and not (teacher / "inner").exists()

@@ -107,10 +107,18 @@ def _ensemble_logits(logits: torch.Tensor) -> torch.Tensor:
         torch.tensor(float(logits.shape[0])))
 
 
-def check_teacher(path: str | Path, image_size: int, classes: list[str] | None = None):
+def check_teacher(path: str | Path, image_size: int, classes: list[str] | None = None,
+                  out: str | Path | None = None):
     """The finished run at ``path``, checked to see the same images (size) and, where given,
-    the same class names in the same order as the student (its model is not loaded)."""
+    the same class names in the same order as the student, and to lie apart from the
+    student's run folder ``out`` (which ``--overwrite`` would set aside and ``--resume``
+    rewrites); its model is not loaded."""
     from ..run import Run
+    if out is not None:
+        teacher, student = Path(path).resolve(), Path(out).resolve()
+        if teacher == student or student in teacher.parents or teacher in student.parents:
+            raise ConfigError(f"the teacher {path} is (or holds, or lies in) the run folder "
+                              f"{out} this fit writes; give the student another --out")
     run = Run(path).require_finished()
     if run.image_size != image_size:
         raise ConfigError(f"the teacher {path} was trained at {run.image_size} px, the student "

@@ -136,7 +136,7 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
         raise_no_validation(recipe)
     if recipe.distill:   # the teacher's classes and image size, before anything is written
         from .distill import check_teacher
-        check_teacher(recipe.distill, recipe.image_size, split.train.classes)
+        check_teacher(recipe.distill, recipe.image_size, split.train.classes, out)
     config = run_config(model_config, recipe, data, split.train.classes)
     main = world is None or world.rank == 0
     with locked(out) if main else contextlib.nullcontext():
