@@ -357,3 +357,22 @@ def test_patience_without_validation_images_is_refused(tmp_path):
             ModelConfig(arch="resnet18", branches=2, weights="none"),
             dataclasses.replace(RECIPE, patience=2), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_lone_last_image_at_32_px_is_left_out_with_a_warning_not_a_crash(tmp_path, capsys):
+    from rrrnet.training.data import steps_per_epoch
+    root = make_meta_album(tmp_path / "data", classes=3, per_class=5)   # 9 train, batch 8
+    data = DataSpec(str(root), train=3, test=2)
+    model = ModelConfig(**{**TINY, "num_classes": 3})
+    recipe = dataclasses.replace(RECIPE, epochs=2, ema_epochs=0)
+    with pytest.warns(UserWarning, match="9 training images at batch size 8 leave one image"):
+        result = fit(data, tmp_path / "run", model, recipe, progress=False)
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert [steps_per_epoch(9, 8, size) for size in (32, 33, 128)] == [1, 2, 2]
+    assert steps_per_epoch(16, 8, 32) == 2 and steps_per_epoch(17, 8, 32) == 2
+    code = main(["fit", str(root), "--out", str(tmp_path / "cli"), "--arch", "resnet18",
+                 "--weights", "none", "--image-size", "32", "--train", "3", "--test", "2",
+                 "--batch-size", "8", "--epochs", "1", "-q"])
+    err = capsys.readouterr().err
+    assert code == 0 and err.startswith("rrrnet: warning: 9 training images") and "Traceback" \
+        not in err and len(err.strip().splitlines()) == 1

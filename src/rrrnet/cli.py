@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import sys
+import warnings
 from typing import Sequence
 
 from . import __version__, commands
@@ -85,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_image_limits()
         if getattr(args, "timeout", None) is not None:
             os.environ["RRRNET_DOWNLOAD_TIMEOUT"] = str(args.timeout)  # read by weights.download
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return args.func(args)
     except RRRNetError as err:
         print(f"rrrnet: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -99,6 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as the command line shows it: one line, without Python's source location."""
+    print(f"rrrnet: warning: {message}", file=sys.stderr)
 
 
 class Terminated(KeyboardInterrupt):

@@ -9,6 +9,8 @@ epoch's shuffled order (``DistributedSampler`` with the epoch's seed).
 """
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any, Iterable
 
 import numpy as np
@@ -53,8 +55,22 @@ class TrainingImages(Dataset):
         return self.augment.compose(image=image)["image"]
 
 
+def drops_lone_image(count: int, batch_size: int, image_size: int) -> bool:
+    """True when an epoch of ``count`` images would end in a batch of one image at a size where
+    a ResNet's last stage is 1x1 (32 px or less, five halvings): BatchNorm cannot normalise one
+    value per channel in training, so that batch is left out (the order is reshuffled every
+    epoch: a different image each time). Elsewhere a lone image trains as before."""
+    return image_size <= 32 and count % batch_size == 1
+
+
+def steps_per_epoch(count: int, batch_size: int, image_size: int) -> int:
+    """Optimiser steps of an epoch of ``count`` images (see :func:`drops_lone_image`)."""
+    return math.ceil(count / batch_size) - drops_lone_image(count, batch_size, image_size)
+
+
 def loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0,
-           num_workers: int = 0, world: Any = None, legacy_order: bool = False) -> DataLoader:
+           num_workers: int = 0, world: Any = None, legacy_order: bool = False,
+           drop_last: bool = False) -> DataLoader:
     """Batches of ``dataset``, shuffled with ``seed``; ``world`` (data-parallel): this process's
     shard of the same shuffled order. ``legacy_order``: the order rrrnet 0.1's loop drew (its
     progress bar, ``tqdm.auto``, opened the loader twice, and each opening draws a worker base
@@ -64,12 +80,12 @@ def loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0,
         sampler = DistributedSampler(dataset, num_replicas=world.size, rank=world.rank,
                                      shuffle=shuffle, seed=seed, drop_last=False)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler,
-                          num_workers=num_workers, drop_last=False)
+                          num_workers=num_workers, drop_last=drop_last)
     generator = torch.Generator().manual_seed(seed)
     if legacy_order:
         torch.empty((), dtype=torch.int64).random_(generator=generator)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      num_workers=num_workers, drop_last=False)
+                      num_workers=num_workers, drop_last=drop_last)
 
 
 def dataset_labels(dataset: Any) -> list[int]:
@@ -126,6 +142,16 @@ class TrainingData:
                                        recipe.batch_size * 2, False)
                                 if is_dataset(eval_data) else eval_data)
         self.indices: list[int] = []   # this process's sample order in the current epoch
+        shard = len(self.train_set) if self.from_dataset else 0
+        if world is not None and world.size > 1:
+            shard = math.ceil(shard / world.size)
+        self.drop_last = drops_lone_image(shard, recipe.batch_size, recipe.image_size)
+        if self.drop_last:
+            warnings.warn(f"{shard} training images at batch size {recipe.batch_size} leave one "
+                          f"image in each epoch's last batch, which BatchNorm cannot normalise at "
+                          f"{recipe.image_size} px: that batch is left out (a different image "
+                          f"each epoch); a batch size that does not leave one avoids it",
+                          stacklevel=2)
 
     def labels(self) -> list[int]:
         """The training labels (computed once)."""
@@ -143,7 +169,9 @@ class TrainingData:
         the same draws, so their statistics agree)."""
         if not self.from_dataset:
             return self.train_set
-        return loader(self.train_set, self.recipe.batch_size, True, seed, self.recipe.num_workers)
+        return loader(self.train_set, self.recipe.batch_size, True, seed, self.recipe.num_workers,
+                      drop_last=drops_lone_image(len(self.train_set), self.recipe.batch_size,
+                                                 self.recipe.image_size))
 
     def epoch_loader(self, seed: int) -> Iterable:
         """The batches of one epoch (``seed``: the epoch's own); ``indices`` notes the order."""
@@ -155,8 +183,9 @@ class TrainingData:
                                   "use --balance weights")
             return DataLoader(self.train_set, batch_size=self.recipe.batch_size,
                               sampler=balanced_sampler(self.labels(), seed),
-                              num_workers=self.recipe.num_workers)
+                              num_workers=self.recipe.num_workers, drop_last=self.drop_last)
         batches = loader(self.train_set, self.recipe.batch_size, True, seed,
-                         self.recipe.num_workers, self.world, legacy_order=True)
+                         self.recipe.num_workers, self.world, legacy_order=True,
+                         drop_last=self.drop_last)
         self.indices = list(iter(batches.sampler)) if self.world is not None else []
         return batches

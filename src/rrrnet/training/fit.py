@@ -33,6 +33,7 @@ from ..rundir import (Comparison, checkpoint_file, csv_file, finish_run, json_fi
                       locked, prepare_run, read_config, record, start_run, write_files)
 from . import strategies
 from .callbacks import loggers
+from .data import steps_per_epoch as epoch_steps
 from .events import Callback, TrainState
 from .loop import train
 
@@ -129,7 +130,8 @@ def fit(data: DataSpec, out: str | os.PathLike, model_config: ModelConfig | None
                         f"--split 0.8,0.1,0.1")
     model_config = dataclasses.replace(model_config, num_classes=len(split.train.classes))
     shard = 1 if world is None else world.size
-    steps_per_epoch = math.ceil(len(split.train) / shard / recipe.batch_size)
+    steps_per_epoch = epoch_steps(math.ceil(len(split.train) / shard), recipe.batch_size,
+                                  recipe.image_size)
     recipe = recipe.for_steps(steps_per_epoch)   # --min-steps: what trains and what is recorded
     strategy.check_length(recipe, steps_per_epoch, model_config.branches)
     if recipe.patience and not len(split.val):
