@@ -12,11 +12,14 @@
 #   E<-B(ensemble)        E distilled from B through the branches' averaged output
 #   C<-B                  C distilled from B
 # Distillation runs the teacher online on every augmented batch (see rrrnet.training.distill).
-# Three stages, each resumable (a finished run is skipped, an interrupted one resumed):
-#   1      the teachers, E and C
-#   choose choose.sh: the temperature and weight, on the val error of seed 0 (choice.json)
-#   2      the distilled arms, at TEMPERATURE/WEIGHT when given, else at choice.json's setting
-#          (the options' defaults only where no choice exists, said on stderr)
+# Three stages, each resumable (a finished run is skipped, an interrupted one resumed), in the
+# order that brings a first distillation figure soonest:
+#   1      the teachers, and E and C at the first seed
+#   choose choose.sh: the temperature and weight, on the val error of the first seed
+#          (choice.json); its runs are E<-B at the first seed
+#   2      E and C at the other seeds, then the distilled arms at TEMPERATURE/WEIGHT when given,
+#          else at choice.json's setting (the options' defaults only where no choice exists,
+#          said on stderr)
 # then compare.py. JOBS runs at a time, one thread each.
 #   DATASETS="icdar-stand-in openclipart-extra"  SEEDS="0 1 2"  JOBS=2  STAGES="1 choose 2"
 #   RUNS=~/rrrnet-runs/distill  CHOICE_RUNS=~/rrrnet-runs/distill-choice  TEMPERATURE=  WEIGHT=
@@ -63,12 +66,15 @@ for dataset in $DATASETS; do
     [ -d "runs/data/$dataset" ] || "$RRRNET" data "$dataset" "runs/data/$dataset"
 done
 STAGES=" ${STAGES:-1 choose 2} "
-# 1. the teachers (and, beside them, the students that need none)
+seeds=(${SEEDS:-0 1 2})
+undistilled() {  # the students without a teacher, at the given seeds
+    for s in "$@"; do for d in $DATASETS; do echo "$d E $s"; echo "$d C $s"; done; done
+}
+# 1. the teachers (and, beside them, the students that need none, first seed)
 [[ "$STAGES" == *" 1 "* ]] && { for d in $DATASETS; do echo "$d B 0"; done
-  for s in ${SEEDS:-0 1 2}; do for d in $DATASETS; do echo "$d E $s"; echo "$d C $s"; done; done
-} | xargs -P "$JOBS" -L 1 bash -c 'fit_once "$@"' _
-# choose: the distillation settings, on held-out val error (seed 0)
-[[ "$STAGES" == *" choose "* ]] && SEEDS=0 TEACHERS="$RUNS" RUNS="$CHOICE_RUNS" \
+  undistilled "${seeds[0]}"; } | xargs -P "$JOBS" -L 1 bash -c 'fit_once "$@"' _
+# choose: the distillation settings, on held-out val error (first seed)
+[[ "$STAGES" == *" choose "* ]] && SEEDS="${seeds[0]}" TEACHERS="$RUNS" RUNS="$CHOICE_RUNS" \
     bash "$here/choose.sh"
 [[ "$STAGES" == *" 2 "* ]] || exit 0
 if [ -z "$TEMPERATURE$WEIGHT" ] && [ -f "$OUT/choice.json" ]; then
@@ -78,9 +84,10 @@ print(*(f"{c[k]:g}" for k in ("temperature", "weight")) if c else "")' "$OUT/cho
 fi
 [ -n "$TEMPERATURE$WEIGHT" ] || echo "no choice.json setting: the distilled arms use the defaults" >&2
 export TEMPERATURE WEIGHT
-# 2. the distilled students
-for s in ${SEEDS:-0 1 2}; do for d in $DATASETS; do
+# 2. the other seeds' undistilled students, then the distilled ones
+{ undistilled "${seeds[@]:1}"
+  for s in "${seeds[@]}"; do for d in $DATASETS; do
     [ -f "$RUNS/$d/B/seed0/model.pt" ] || { echo "no teacher for $d: $RUNS/$d/B/seed0" >&2; continue; }
     for arm in E-from-B C-from-B E-from-B-ensemble; do echo "$d $arm $s"; done
-done; done | xargs -P "$JOBS" -L 1 bash -c 'fit_once "$@"' _
+  done; done; } | xargs -P "$JOBS" -L 1 bash -c 'fit_once "$@"' _
 "${PYTHON:-.venv/bin/python}" "$here/compare.py" "$RUNS" "$OUT"
