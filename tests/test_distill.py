@@ -1,6 +1,7 @@
 """Knowledge distillation (rrrnet.training.distill): the loss by hand, and a tiny student moving
 towards its teacher."""
 import dataclasses
+import json
 import math
 from types import SimpleNamespace
 
@@ -121,3 +122,13 @@ def test_a_teacher_cannot_be_the_run_folder_the_student_writes(tmp_path, capsys)
         assert code == 2
         assert "give the student another --out" in capsys.readouterr().err
     assert (teacher / "model.pt").read_bytes() == before and not (teacher / "inner").exists()
+    # The same options from a configuration file, recorded in the student's config.json.
+    config = tmp_path / "distill.json"
+    config.write_text(json.dumps({"recipe": {"distill": str(teacher), "distill_weight": 0.9,
+                                             "distill_temperature": 2.5,
+                                             "distill_target": "ensemble"}}))
+    assert main(["fit", str(root), "--out", str(tmp_path / "student"), "--config", str(config),
+                 *common]) == 0
+    recorded = Run(tmp_path / "student").config["recipe"]
+    assert (recorded["distill"], recorded["distill_weight"], recorded["distill_temperature"],
+            recorded["distill_target"]) == (str(teacher), 0.9, 2.5, "ensemble")
