@@ -130,7 +130,8 @@ def add_recipe_args(parser: argparse.ArgumentParser, title: str = "defaults: the
     k = parser.add_argument_group("knowledge distillation (rrrnet.training.distill)")
     k.add_argument("--distill", default=d.distill, metavar="TEACHER_RUN",
                    help="a finished run (e.g. baseline B) whose softened outputs the branches "
-                        "also learn from; it runs online on each augmented batch")
+                        "also learn from; it runs online on each augmented batch, in the "
+                        "precision it was trained in")
     k.add_argument("--distill-temperature", type=float, default=d.distill_temperature,
                    help=f"softening of both outputs (default: {d.distill_temperature})")
     k.add_argument("--distill-weight", type=float, default=d.distill_weight,
