@@ -62,8 +62,21 @@ fit_once() {  # dataset arm seed
 }
 export -f fit_once
 
+tree_hash() {  # one SHA-256 over a dataset folder's files (names and contents)
+    (cd "$1" && find . -type f | LC_ALL=C sort | xargs -d '\n' sha256sum | sha256sum | cut -c1-64)
+}
 for dataset in $DATASETS; do
     [ -d "runs/data/$dataset" ] || "$RRRNET" data "$dataset" "runs/data/$dataset"
+    # Every run of the study must see the same images. The ICDAR stand-in is rendered with the
+    # fonts a machine has, so a machine with other fonts makes another dataset: refuse it.
+    hash=$(tree_hash "runs/data/$dataset") recorded="$OUT/data.sha256"
+    if ! grep -q "^$dataset " "$recorded" 2>/dev/null; then
+        echo "$dataset $hash" >> "$recorded"
+    elif ! grep -qx "$dataset $hash" "$recorded"; then
+        echo "runs/data/$dataset differs from the data this study's runs used ($recorded):" \
+             "regenerated on a machine with other fonts? Restore it or start the study anew" >&2
+        exit 2
+    fi
 done
 STAGES=" ${STAGES:-1 choose 2} "
 seeds=(${SEEDS:-0 1 2})
