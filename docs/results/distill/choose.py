@@ -28,7 +28,8 @@ def rows(root: Path) -> list[dict]:
 
 def choose(table: list[dict]) -> tuple[list[tuple], tuple | None]:
     """Per setting: (temperature, weight, mean val error over datasets and seeds, runs,
-    datasets); the chosen setting: the lowest mean among those run on every dataset."""
+    datasets); the chosen setting: the lowest mean, once every setting has run on every
+    dataset (None before: a partial grid chooses nothing)."""
     datasets = {r["dataset"] for r in table}
     settings = sorted({(r["temperature"], r["weight"]) for r in table})
     summary = []
@@ -36,8 +37,9 @@ def choose(table: list[dict]) -> tuple[list[tuple], tuple | None]:
         got = [r for r in table if (r["temperature"], r["weight"]) == (t, w)]
         summary.append((t, w, sum(r["val_error"] for r in got) / len(got), len(got),
                         len({r["dataset"] for r in got})))
-    complete = [s for s in summary if s[4] == len(datasets)]
-    return summary, min(complete, key=lambda s: (s[2], s[0], s[1])) if complete else None
+    if any(s[4] < len(datasets) for s in summary):
+        return summary, None
+    return summary, min(summary, key=lambda s: (s[2], s[0], s[1]))
 
 
 def main(root: Path, out: Path = HERE) -> None:
@@ -49,7 +51,7 @@ def main(root: Path, out: Path = HERE) -> None:
     lines = ["| temperature | weight | mean val error | runs | datasets |", "|---|---|---|---|---|"]
     lines += [f"| {t:g} | {w:g} | {e:.2%} | {n} | {k} |" for t, w, e, n, k in summary]
     lines += ["", f"Chosen (lowest mean val error on every dataset): temperature {chosen[0]:g}, "
-                  f"weight {chosen[1]:g}" if chosen else "No setting has run on every dataset yet."]
+                  f"weight {chosen[1]:g}" if chosen else "Not every setting has run on every dataset yet: no choice."]
     (out / "choice.md").write_text("\n".join(lines) + "\n")
     write_json(out / "choice.json", {"temperature": chosen[0], "weight": chosen[1]}
                if chosen else None)
