@@ -6,12 +6,14 @@ run_distill.sh's distilled arms read; null until a setting has run on every data
     python docs/results/distill/choose.py [RUNS [OUT]]   (~/rrrnet-runs/distill-choice, this folder)
 """
 import json
+import os
 import sys
 from pathlib import Path
 
 from rrrnet.io import write_csv, write_json
 
 HERE = Path(__file__).parent
+DEFAULT_SETTINGS = "2:0.5 4:0.5 8:0.5 4:0.25 4:0.9"   # choose.sh's
 
 
 def rows(root: Path) -> list[dict]:
@@ -26,18 +28,26 @@ def rows(root: Path) -> list[dict]:
     return found
 
 
-def choose(table: list[dict]) -> tuple[list[tuple], tuple | None]:
+def planned() -> set[tuple[float, float]]:
+    """The settings choose.sh tries: its SETTINGS (``temperature:weight ...``), as there."""
+    text = os.environ.get("SETTINGS") or DEFAULT_SETTINGS
+    return {tuple(float(v) for v in item.split(":")) for item in text.split()}
+
+
+def choose(table: list[dict], expected: set[tuple[float, float]] = frozenset()) \
+        -> tuple[list[tuple], tuple | None]:
     """Per setting: (temperature, weight, mean val error over datasets and seeds, runs,
-    datasets); the chosen setting: the lowest mean, once every setting has run on every
-    dataset (None before: a partial grid chooses nothing)."""
+    datasets); the chosen setting: the lowest mean, once every setting (those run and the
+    ``expected`` ones) has run on every dataset (None before: a partial grid chooses nothing)."""
     datasets = {r["dataset"] for r in table}
     settings = sorted({(r["temperature"], r["weight"]) for r in table})
+    expected_missing = not set(expected) <= set(settings)
     summary = []
     for t, w in settings:
         got = [r for r in table if (r["temperature"], r["weight"]) == (t, w)]
         summary.append((t, w, sum(r["val_error"] for r in got) / len(got), len(got),
                         len({r["dataset"] for r in got})))
-    if any(s[4] < len(datasets) for s in summary):
+    if expected_missing or any(s[4] < len(datasets) for s in summary):
         return summary, None
     return summary, min(summary, key=lambda s: (s[2], s[0], s[1]))
 
@@ -47,11 +57,12 @@ def main(root: Path, out: Path = HERE) -> None:
     if not table:
         sys.exit(f"no finished runs under {root}: run docs/results/distill/choose.sh first")
     write_csv(out / "choice.csv", table)
-    summary, chosen = choose(table)
+    summary, chosen = choose(table, planned())
     lines = ["| temperature | weight | mean val error | runs | datasets |", "|---|---|---|---|---|"]
     lines += [f"| {t:g} | {w:g} | {e:.2%} | {n} | {k} |" for t, w, e, n, k in summary]
     lines += ["", f"Chosen (lowest mean val error on every dataset): temperature {chosen[0]:g}, "
-                  f"weight {chosen[1]:g}" if chosen else "Not every setting has run on every dataset yet: no choice."]
+                  f"weight {chosen[1]:g}" if chosen
+              else "Not every setting has run on every dataset yet: no choice."]
     (out / "choice.md").write_text("\n".join(lines) + "\n")
     write_json(out / "choice.json", {"temperature": chosen[0], "weight": chosen[1]}
                if chosen else None)
