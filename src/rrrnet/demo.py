@@ -77,6 +77,7 @@ def run_demo(out: str | os.PathLike = "rrrnet-demo", budget: DemoBudget = DemoBu
              overwrite: bool = False, progress: bool = True,
              latency_runs: int = 30) -> list[dict[str, Any]]:
     out = Path(out)
+    plans = methods(budget, seed)   # checks the options first: a bad one stops before anything
     weights = weights or find_local("resnet152")
     if weights is None:
         warnings.warn(f"no pretrained ResNet-152 weights found locally (cache, ${WEIGHTS_ENV}, or "
@@ -85,7 +86,7 @@ def run_demo(out: str | os.PathLike = "rrrnet-demo", budget: DemoBudget = DemoBu
         weights = "none"
     data = DataSpec(root=str(demo_data()))
     rows = []
-    for name, (config, recipe) in methods(budget, seed).items():
+    for name, (config, recipe) in plans.items():
         if progress:
             print(f"\n== {name}  (weights: {weights})")
         run_dir = out / name.split(":")[0]
