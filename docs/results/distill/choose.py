@@ -60,8 +60,8 @@ def main(root: Path, out: Path = HERE) -> None:
     summary, chosen = choose(table, planned())
     lines = ["| temperature | weight | mean val error | runs | datasets |", "|---|---|---|---|---|"]
     lines += [f"| {t:g} | {w:g} | {e:.2%} | {n} | {k} |" for t, w, e, n, k in summary]
-    lines += ["", f"Chosen (lowest mean val error on every dataset): temperature {chosen[0]:g}, "
-                  f"weight {chosen[1]:g}" if chosen
+    lines += ["", "Chosen (lowest val error, mean over the datasets at the first seed): "
+                  f"temperature {chosen[0]:g}, weight {chosen[1]:g}" if chosen
               else "Not every setting has run on every dataset yet: no choice."]
     (out / "choice.md").write_text("\n".join(lines) + "\n")
     write_json(out / "choice.json", {"temperature": chosen[0], "weight": chosen[1]}

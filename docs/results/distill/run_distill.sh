@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Issue 25, part 3: does distillation from baseline B widen E's lead over C? On held-out data
 # only (the ablation's validation sets: the ICDAR-micro stand-in and openclipart-extra, never
-# the benchmark's datasets), 3 seeds, the benchmark's budget (60 epochs of the paper's recipe,
-# astra-ct weights, 15 train / 5 val / 20 test images per class, duplicates kept as the
-# benchmark keeps them). Arms, all through `rrrnet fit`:
+# the benchmark's datasets), 3 seeds, 60 epochs of the paper's recipe (with `fit`'s weight
+# average over the last 30, not the benchmark cells' 12: README), astra-ct weights, 15 train /
+# 5 val / 20 test images per class, duplicates kept as the benchmark keeps them. Arms, all
+# through `rrrnet fit`:
 #   B    the teacher, one per dataset (seed 0; bf16 autocast as in the benchmark's B cells). The
 #        micro split does not depend on the seed, so no student's val or test image is one the
 #        teacher trained on.
@@ -95,12 +96,14 @@ if [ -z "$TEMPERATURE$WEIGHT" ] && [ -f "$OUT/choice.json" ]; then
 c = json.load(open(sys.argv[1])) or {}
 print(*(f"{c[k]:g}" for k in ("temperature", "weight")) if c else "")' "$OUT/choice.json")
 fi
-[ -n "$TEMPERATURE$WEIGHT" ] || echo "no choice.json setting: the distilled arms use the defaults" >&2
+[ -n "$TEMPERATURE$WEIGHT" ] ||
+    echo "no choice.json setting: the distilled arms use the defaults" >&2
 export TEMPERATURE WEIGHT
 # 2. the other seeds' undistilled students, then the distilled ones
 { undistilled "${seeds[@]:1}"
   for s in "${seeds[@]}"; do for d in $DATASETS; do
-    [ -f "$RUNS/$d/B/seed0/model.pt" ] || { echo "no teacher for $d: $RUNS/$d/B/seed0" >&2; continue; }
+    [ -f "$RUNS/$d/B/seed0/model.pt" ] ||
+        { echo "no teacher for $d: $RUNS/$d/B/seed0" >&2; continue; }
     for arm in E-from-B C-from-B E-from-B-ensemble; do echo "$d $arm $s"; done
   done; done; } | xargs -P "$JOBS" -L 1 bash -c 'fit_once "$@"' _
 "${PYTHON:-.venv/bin/python}" "$here/compare.py" "$RUNS" "$OUT"
