@@ -132,3 +132,27 @@ def test_a_teacher_cannot_be_the_run_folder_the_student_writes(tmp_path, capsys)
     recorded = Run(tmp_path / "student").config["recipe"]
     assert (recorded["distill"], recorded["distill_weight"], recorded["distill_temperature"],
             recorded["distill_target"]) == (str(teacher), 0.9, 2.5, "ensemble")
+
+
+def test_distillation_options_count_only_with_a_teacher():
+    """The default temperature changed (4 -> 8, docs/results/distill): a run or benchmark cell
+    written at 4 without a teacher trained as it would now, so it still resumes and reads
+    back; with a teacher the temperature is part of what must match."""
+    from rrrnet.experiments.benchmark import _comparable
+    from rrrnet.training.fit import RUN_COMPARISON
+    now = {"recipe": dataclasses.asdict(Recipe())}
+    before = {"recipe": {**now["recipe"], "distill_temperature": 4.0, "distill_weight": 0.9}}
+    older = {"recipe": {k: v for k, v in now["recipe"].items() if not k.startswith("distill")}}
+    assert RUN_COMPARISON.differences(before, now) == ""
+    assert RUN_COMPARISON.differences(older, now) == ""
+    taught = {"recipe": {**before["recipe"], "distill": "teacher"}}
+    assert RUN_COMPARISON.differences(taught, {"recipe": {**now["recipe"], "distill": "teacher"}}
+                                      ) == ("recipe.distill_temperature: 4.0 -> 8.0; "
+                                            "recipe.distill_weight: 0.9 -> 0.5")
+    assert _comparable(before)["recipe"] == _comparable(older)["recipe"]
+    assert "distill_temperature" in _comparable(taught)["recipe"]
+    from rrrnet.experiments.select import _comparable as selection_comparable
+    selection = {"model": {}}
+    assert (selection_comparable({**selection, **before})
+            == selection_comparable({**selection, **now}))
+    assert selection_comparable({**selection, **taught})["recipe"]["distill_temperature"] == 4.0

@@ -45,6 +45,18 @@ LENGTHEN_AT_MOST = 5
 QUICK_MIN_STEPS = 2000
 
 
+# Options that do nothing while another is off: a run without a teacher trains the same at any
+# distillation temperature, so comparisons (resumption, benchmark cells) leave them out there.
+INERT_WITHOUT = {"distill": ("distill_temperature", "distill_weight", "distill_target")}
+
+
+def without_inert(recipe: dict[str, Any]) -> dict[str, Any]:
+    """``recipe`` without the options that do nothing in it (:data:`INERT_WITHOUT`)."""
+    inert = {k for switch, options in INERT_WITHOUT.items() if not recipe.get(switch)
+             for k in options}
+    return {k: v for k, v in recipe.items() if k not in inert}
+
+
 def with_added_options(recipe: dict[str, Any]) -> dict[str, Any]:
     """A saved recipe (a run's or a cell's) with the options it predates filled in as it ran."""
     return {**BEFORE_OPTION, **renamed(recipe)}
@@ -87,7 +99,7 @@ class Recipe:
     resize: str = "squash"            # squash | crop | pad: how images become square
     balance: str = "none"             # none | weights (class-weighted loss) | sampler (resampled)
     distill: str = ""                 # a teacher run folder: knowledge distillation (training.distill)
-    distill_temperature: float = 4.0  # softening of teacher and student outputs (Hinton et al.)
+    distill_temperature: float = 8.0  # softening of both outputs (chosen: docs/results/distill)
     distill_weight: float = 0.5       # share of the distillation term in the loss (0..1)
     distill_target: str = "branches"  # branches: each distilled alone | ensemble: their average
 

@@ -526,18 +526,23 @@ def remove_orphans(out: Path) -> list[str]:
 class Comparison:
     """How two run configurations are compared for resumption: ``defaults`` fill options that
     were added after a run was written (they are what that run used), ``ignore`` lists options
-    that may change between an interruption and its resumption (where it runs)."""
+    that may change between an interruption and its resumption (where it runs), ``inert``
+    the options that do nothing while a switch option is off (``{section: {switch: options}}``)."""
 
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     ignore: dict[str, tuple[str, ...]] = field(default_factory=dict)
     renamed: dict[str, str] = field(default_factory=dict)   # old option name -> current one
+    inert: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def comparable(self, config: dict[str, Any]) -> dict[str, Any]:
         out = {}
         for section in ("model", "recipe", "data"):
             given = {self.renamed.get(k, k): v for k, v in config.get(section, {}).items()}
             merged = {**self.defaults.get(section, {}), **given}
-            out[section] = {k: v for k, v in merged.items() if k not in self.ignore.get(section, ())}
+            left_out = {*self.ignore.get(section, ()),
+                        *(k for switch, options in self.inert.get(section, {}).items()
+                          if not merged.get(switch) for k in options)}
+            out[section] = {k: v for k, v in merged.items() if k not in left_out}
         out["classes"] = config.get("classes")
         return out
 

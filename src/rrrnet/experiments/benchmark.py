@@ -39,7 +39,7 @@ from ..report.stats import dataset_intervals, method_summary, wilcoxon_against
 from ..run import Run
 from ..rundir import holds_folder
 from ..io import atomic_write, json_safe, parse_number, write_csv, write_json
-from ..recipe import DATA_BEFORE_OPTION, HISTORY_ONLY, with_added_options
+from ..recipe import DATA_BEFORE_OPTION, HISTORY_ONLY, with_added_options, without_inert
 from ..train import DataSpec, Recipe, fit
 from ..training import strategies
 from .executors import LocalExecutor
@@ -78,7 +78,7 @@ class Cell:
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a saved row to count as this cell's (as train.fit compares)."""
-        recipe = {k: v for k, v in dataclasses.asdict(self.recipe).items()
+        recipe = {k: v for k, v in without_inert(dataclasses.asdict(self.recipe)).items()
                   if k not in HISTORY_ONLY}
         model = {k: v for k, v in self.model.to_dict().items()
                  if k not in ("weights", "num_classes")}  # classes: the dataset's
@@ -258,7 +258,7 @@ def _comparable(fingerprint: Any) -> Any:
     they were left out of the fingerprint still count), and with the data options it predates
     filled in as the cell was made (:data:`rrrnet.recipe.DATA_BEFORE_OPTION`)."""
     if isinstance(fingerprint, dict) and isinstance(fingerprint.get("recipe"), dict):
-        recipe = {k: v for k, v in with_added_options(fingerprint["recipe"]).items()
+        recipe = {k: v for k, v in without_inert(with_added_options(fingerprint["recipe"])).items()
                   if k not in HISTORY_ONLY}
         fingerprint = {**fingerprint, "recipe": recipe}
     if isinstance(fingerprint, dict) and isinstance(fingerprint.get("data"), dict):

@@ -41,6 +41,7 @@ from ..errors import ConfigError, RunError
 from ..options import DEFAULT_EPSILON, SCORE_ON
 from ..model import ModelConfig, build, load, save
 from ..recycle import BranchedResNet
+from ..recipe import HISTORY_ONLY, with_added_options, without_inert
 from ..reduce import DEFAULT_BLOCKS, ORDERS, forward_order
 from ..report.curves import plot_selection
 from ..report.stats import mean_ci
@@ -437,9 +438,10 @@ def _prepare(out: Path, config: dict[str, Any], resume: bool, overwrite: bool) -
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     # Where it runs may change between an interruption and its resumption; options added since
-    # a selection was written take their defaults, which are what it used.
-    recipe = {k: v for k, v in {**dataclasses.asdict(Recipe()), **config["recipe"]}.items()
-              if k not in ("device", "num_workers")}
+    # a selection was written take the values it used (rrrnet.recipe.BEFORE_OPTION, else their
+    # defaults), and options that do nothing in it are left out (INERT_WITHOUT).
+    saved = {**dataclasses.asdict(Recipe()), **with_added_options(config["recipe"])}
+    recipe = {k: v for k, v in without_inert(saved).items() if k not in HISTORY_ONLY}
     model = {k: v for k, v in {**ModelConfig().to_dict(), **config["model"]}.items()
              if k != "weights"}
     return {**config, "recipe": recipe, "model": model}

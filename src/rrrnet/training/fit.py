@@ -25,7 +25,8 @@ from ..evaluate import evaluate_split
 from ..io import resolve_device
 from ..model import ModelConfig, blank, build
 from ..model import writer as model_writer
-from ..recipe import BEFORE_OPTION, DATA_BEFORE_OPTION, HISTORY_ONLY, RENAMED, DataSpec, Recipe
+from ..recipe import (BEFORE_OPTION, DATA_BEFORE_OPTION, HISTORY_ONLY, INERT_WITHOUT, RENAMED,
+                      DataSpec, Recipe)
 from ..recycle import BranchedResNet
 from ..run import Run
 from ..checks import check_fields
@@ -46,7 +47,7 @@ RUN_COMPARISON = Comparison(
               "data": {"allow_outside_files": False, **DATA_BEFORE_OPTION}},
     # Bad images are always left out now (and listed in skipped.csv), as that option did.
     ignore={"recipe": HISTORY_ONLY, "model": ("weights",), "data": ("skip_bad_images",)},
-    renamed=RENAMED)
+    renamed=RENAMED, inert={"recipe": INERT_WITHOUT})
 
 
 def run_config(model: ModelConfig, recipe: Recipe, data: DataSpec,
