@@ -99,11 +99,14 @@ fi
 [ -n "$TEMPERATURE$WEIGHT" ] ||
     echo "no choice.json setting: the distilled arms use the defaults" >&2
 export TEMPERATURE WEIGHT
-# 2. the other seeds' undistilled students, then the distilled ones
+# 2. the other seeds' undistilled students, then the distilled ones arm by arm, in the order
+# of the questions they answer: E<-B (method F's condition), C<-B (E's lead over C), then
+# E<-B(ensemble)
 { undistilled "${seeds[@]:1}"
-  for s in "${seeds[@]}"; do for d in $DATASETS; do
-    [ -f "$RUNS/$d/B/seed0/model.pt" ] ||
-        { echo "no teacher for $d: $RUNS/$d/B/seed0" >&2; continue; }
-    for arm in E-from-B C-from-B E-from-B-ensemble; do echo "$d $arm $s"; done
-  done; done; } | xargs -P "$JOBS" -L 1 bash -c 'fit_once "$@"' _
+  for arm in E-from-B C-from-B E-from-B-ensemble; do
+    for s in "${seeds[@]}"; do for d in $DATASETS; do
+      if [ -f "$RUNS/$d/B/seed0/model.pt" ]; then echo "$d $arm $s"
+      else echo "no teacher for $d: $RUNS/$d/B/seed0" >&2; fi
+    done; done
+  done; } | xargs -P "$JOBS" -L 1 bash -c 'fit_once "$@"' _
 "${PYTHON:-.venv/bin/python}" "$here/compare.py" "$RUNS" "$OUT"
