@@ -46,7 +46,8 @@ QUICK_MIN_STEPS = 2000
 
 
 # Options that do nothing while another is off: a run without a teacher trains the same at any
-# distillation temperature, so comparisons (resumption, benchmark cells) leave them out there.
+# distillation temperature, so comparisons (resumption, benchmark cells, block selection) leave
+# them out there.
 INERT_WITHOUT = {"distill": ("distill_temperature", "distill_weight", "distill_target")}
 
 
