@@ -41,13 +41,12 @@ from ..errors import ConfigError, RunError
 from ..options import DEFAULT_EPSILON, SCORE_ON
 from ..model import ModelConfig, build, load, save
 from ..recycle import BranchedResNet
-from ..recipe import HISTORY_ONLY, with_added_options, without_inert
 from ..reduce import DEFAULT_BLOCKS, ORDERS, forward_order
 from ..report.curves import plot_selection
 from ..report.stats import mean_ci
 from ..io import derive_seed, resolve_device, write_csv, write_json
 from ..rundir import claim_folder, holds_folder
-from ..train import DataSpec, Recipe, evaluate_split, fit
+from ..train import RUN_COMPARISON, DataSpec, Recipe, evaluate_split, fit
 from ..training import strategies
 from ..train import train as train_model
 
@@ -437,11 +436,9 @@ def _prepare(out: Path, config: dict[str, Any], resume: bool, overwrite: bool) -
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    # Where it runs may change between an interruption and its resumption; options added since
-    # a selection was written take the values it used (rrrnet.recipe.BEFORE_OPTION, else their
-    # defaults), and options that do nothing in it are left out (INERT_WITHOUT).
-    saved = {**dataclasses.asdict(Recipe()), **with_added_options(config["recipe"])}
-    recipe = {k: v for k, v in without_inert(saved).items() if k not in HISTORY_ONLY}
+    # The recipe is compared as a run's is (RUN_COMPARISON: where it runs may change, options
+    # added since take the values it used, options that do nothing in it are left out).
+    recipe = RUN_COMPARISON.comparable({"recipe": config["recipe"]})["recipe"]
     model = {k: v for k, v in {**ModelConfig().to_dict(), **config["model"]}.items()
              if k != "weights"}
     return {**config, "recipe": recipe, "model": model}
