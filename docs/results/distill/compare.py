@@ -43,6 +43,15 @@ def paired(by: dict, a: str, b: str, key: str, datasets) -> list[float]:
             if m == a and d in datasets and (d, b, s) in by and by[d, a, s][key] is not None]
 
 
+def lead_change(by: dict, student: str, key: str, datasets) -> list[float]:
+    """(student - C<-B) - (E - C) per (dataset, seed) that has all four arms: how much
+    distilling both from B changes E's lead over C (negative: a wider lead)."""
+    return [(by[d, student, s][key] - by[d, "C-from-B", s][key])
+            - (by[d, "E", s][key] - by[d, "C", s][key])
+            for (d, m, s) in sorted(by) if m == "E" and d in datasets
+            and all((d, x, s) in by for x in ("C", student, "C-from-B"))]
+
+
 def main(root: Path, out: Path = HERE) -> None:
     table = rows(root)
     if not table:
@@ -67,21 +76,22 @@ def main(root: Path, out: Path = HERE) -> None:
             diffs = paired(by, a, b, key, datasets)
             if diffs:
                 lines.append(f"- {a} - {b}, {key}: {interval(diffs)}")
-    lines += ["", "Does distillation widen E's lead over C? (E<-B - C<-B) - (E - C) in points, "
-              "paired per dataset and seed (negative: a wider lead):"]
-    for key in ("val_error", "test_error"):
-        lead_change = [(by[d, "E-from-B", s][key] - by[d, "C-from-B", s][key])
-                       - (by[d, "E", s][key] - by[d, "C", s][key])
-                       for (d, m, s) in sorted(by) if m == "E"
-                       and all((d, x, s) in by for x in ("C", "E-from-B", "C-from-B"))]
-        lines.append(f"- {key}: {interval(lead_change)}" if lead_change else
-                     f"- {key}: no dataset and seed has E, C, E<-B and C<-B yet")
-    lines += ["", "Method F (E<-B) joins the benchmark only if E<-B - E on val is below 0 with "
-              "its interval excluding 0 on both datasets:"]
-    for d in datasets:
-        diffs = paired(by, "E-from-B", "E", "val_error", [d])
-        if diffs:
-            lines.append(f"- {d}: {interval(diffs)}")
+    for student in ("E-from-B", "E-from-B-ensemble"):
+        lines += ["", f"Does distillation widen E's lead over C? ({student} - C-from-B) - (E - C) "
+                  "in points, paired per dataset and seed (negative: a wider lead):"]
+        for key in ("val_error", "test_error"):
+            for name, among in [(d, [d]) for d in datasets] + [("both", datasets)]:
+                change = lead_change(by, student, key, among)
+                lines.append(f"- {key}, {name}: {interval(change)}" if change else
+                             f"- {key}, {name}: no seed has E, C, {student} and C-from-B yet")
+    lines += ["", "Method F (E<-B, either way of distilling the branches) joins the benchmark "
+              "only if its val error minus E's is below 0 with the interval excluding 0 on both "
+              "datasets:"]
+    for student in ("E-from-B", "E-from-B-ensemble"):
+        for d in datasets:
+            diffs = paired(by, student, "E", "val_error", [d])
+            if diffs:
+                lines.append(f"- {student} - E, {d}: {interval(diffs)}")
     (out / "distill.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
