@@ -106,6 +106,10 @@ def test_the_teacher_runs_in_the_precision_it_was_trained_in():
         distill.on_loss(state, (torch.randn(2, 3, 32, 32), None), torch.zeros(2, 2, 3))
         assert seen[0] == dtype        # the student's own precision (fp32) does not decide
         assert torch.isfinite(state.loss)
+    # the callback's defaults (the notebook API's) are the recipe's, the study's choice
+    assert (distill.temperature, distill.weight, distill.target) == (
+        Recipe().distill_temperature, Recipe().distill_weight, Recipe().distill_target) == (
+        8.0, 0.5, "branches")
 
 
 def test_a_teacher_cannot_be_the_run_folder_the_student_writes(tmp_path, capsys):

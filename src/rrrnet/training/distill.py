@@ -33,6 +33,7 @@ import torch
 
 from ..errors import ConfigError
 from ..precision import Precision, resolve_precision
+from ..recipe import Recipe
 from .events import Callback, TrainState
 from .stump import to_device
 
@@ -59,13 +60,16 @@ class Distillation(Callback):
     """Adds the distillation term to every step's loss (``on_loss``). ``teacher``: a model
     (e.g. ``rrrnet.Run(path).model``) whose ``predict_proba``-style logits are ``[b, N, C]``
     (its branch logits are averaged in probability: an ensemble teacher is its ensemble).
+    The defaults are :class:`rrrnet.Recipe`'s, the distillation study's choice.
     ``teacher_precision``: the precision name its forward pass runs at (``auto``, ``fp32`` ...;
     see :func:`teacher_precision`), resolved on the student's device."""
 
     order = 15
 
-    def __init__(self, teacher: torch.nn.Module, temperature: float = 4.0, weight: float = 0.5,
-                 target: str = "branches", teacher_precision: str = "fp32"):
+    def __init__(self, teacher: torch.nn.Module,
+                 temperature: float = Recipe.distill_temperature,
+                 weight: float = Recipe.distill_weight,
+                 target: str = Recipe.distill_target, teacher_precision: str = "fp32"):
         if target not in TARGETS:
             raise ConfigError(f"distill target must be one of {', '.join(TARGETS)}, got {target!r}")
         if not temperature > 0 or not 0 <= weight <= 1:
