@@ -12,6 +12,8 @@
 #   EXECUTOR=local (one cell after another, one thread) | ray (one cell per core, as Ray tasks)
 #   SOURCES: the converters (rrrnet data) whose datasets are benchmarked, written to runs/data
 #   RUNS: where the run folders go (default ~/rrrnet-runs/benchmark[-<weights>])
+#   THREADS=1: threads per cell (2 on an otherwise idle 2-core machine; the rows' train_seconds
+#     then count a 2-thread cell: say so where they are read)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 RRRNET=${RRRNET:-.venv/bin/rrrnet}
@@ -33,7 +35,7 @@ for source in $SOURCES; do
     datasets+=("runs/data/$source")
 done
 for seed in $SEEDS; do
-    OMP_NUM_THREADS=1 "$RRRNET" benchmark "${datasets[@]}" --methods "$METHODS" \
+    OMP_NUM_THREADS=${THREADS:-1} "$RRRNET" benchmark "${datasets[@]}" --methods "$METHODS" \
         --seed-list "$seed" --epochs "$EPOCHS" --weights "$WEIGHTS" --latency-runs 0 \
         ${CONFIG:+--config "$CONFIG"} --executor "$EXECUTOR" --out "$RUNS" -q || echo "seed $seed: some cells failed (see above); run again to retry"
     "$PYTHON" docs/results/benchmark/collect.py "$RUNS" "$OUT"
