@@ -2,7 +2,7 @@
 figure to read while a method's cells are still coming (the summary pairs per dataset, seed
 means against seed means).
 
-    python docs/results/benchmark/pairs.py [results.csv] [METHOD ...]   (this folder's; B)
+    python docs/results/benchmark/pairs.py [FILE.csv] [METHOD ...]   (this folder's results.csv; B)
 """
 import csv
 import sys
@@ -29,5 +29,6 @@ def main(path: Path, methods: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("results.csv"),
-         sys.argv[2:] or ["B"])
+    args = sys.argv[1:]
+    given = args.pop(0) if args and args[0].endswith(".csv") else None
+    main(Path(given) if given else Path(__file__).with_name("results.csv"), args or ["B"])
